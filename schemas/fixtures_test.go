@@ -7,11 +7,11 @@ import (
 // ts is a fixed timestamp for fixtures.
 var ts = time.Date(2026, 11, 22, 10, 30, 15, 123456000, time.UTC)
 
-func sessionEv(s SessionEvent) *SessionEvent { return &s }
+func sessionEv(s SessionEvent) *SessionEvent          { return &s }
 func deliveryStatus(d DeliveryStatus) *DeliveryStatus { return &d }
-func failureCode(c FailureCode) *FailureCode { return &c }
-func i32(v int32) *int32 { return &v }
-func i64(v int64) *int64 { return &v }
+func failureCode(c FailureCode) *FailureCode          { return &c }
+func i32(v int32) *int32                              { return &v }
+func i64(v int64) *int64                              { return &v }
 
 // typicalSMS is the benchmark's typical SMS: the shape Vumi's SMPP
 // transport publishes for an inbound SMS (message_id, addresses, a

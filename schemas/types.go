@@ -257,7 +257,9 @@ func (m *UserMessage) Session() SessionEvent {
 func (m *UserMessage) Endpoint() string { return endpointOf(m.RoutingMetadata) }
 
 // SetEndpoint sets routing_metadata.endpoint_name ("" means default).
-func (m *UserMessage) SetEndpoint(name string) { m.RoutingMetadata = setEndpoint(m.RoutingMetadata, name) }
+func (m *UserMessage) SetEndpoint(name string) {
+	m.RoutingMetadata = setEndpoint(m.RoutingMetadata, name)
+}
 
 // Reply builds a reply to m as Vumi's TransportUserMessage.reply does:
 // addresses swapped, in_reply_to set, transport fields and helper_metadata
