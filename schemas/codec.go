@@ -235,6 +235,7 @@ type Codecs struct {
 	Failure         *Codec[Failure]
 	MetricDatapoint *Codec[MetricDatapoint]
 	MetricAggregate *Codec[MetricAggregate]
+	Heartbeat       *Codec[Heartbeat]
 }
 
 // NewCodecs returns one codec per kind, backed by reg.
@@ -246,5 +247,6 @@ func NewCodecs(reg Registry) *Codecs {
 		Failure:         NewCodec[Failure](FailureKind, reg),
 		MetricDatapoint: NewCodec[MetricDatapoint](MetricDatapointKind, reg),
 		MetricAggregate: NewCodec[MetricAggregate](MetricAggregateKind, reg),
+		Heartbeat:       NewCodec[Heartbeat](HeartbeatKind, reg),
 	}
 }

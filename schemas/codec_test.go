@@ -38,6 +38,8 @@ func roundTrip(t *testing.T, v any) (wire []byte, back any) {
 		return rt(t, MetricDatapointKind, x)
 	case *MetricAggregate:
 		return rt(t, MetricAggregateKind, x)
+	case *Heartbeat:
+		return rt(t, HeartbeatKind, x)
 	}
 	t.Fatalf("no codec for %T", v)
 	return nil, nil

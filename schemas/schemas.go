@@ -46,13 +46,20 @@ var (
 	FailureKind         = mustKind("failure")
 	MetricDatapointKind = mustKind("metric_datapoint")
 	MetricAggregateKind = mustKind("metric_aggregate")
+	HeartbeatKind       = mustKind("heartbeat")
 )
 
-var kinds = map[string]*Kind{}
+var (
+	kinds          = map[string]*Kind{}
+	kindByAvroName = map[string]*Kind{} // by the schema's full name
+)
 
 func init() {
-	for _, k := range []*Kind{UserMessageKind, EventKind, StatusKind, FailureKind, MetricDatapointKind, MetricAggregateKind} {
+	for _, k := range []*Kind{UserMessageKind, EventKind, StatusKind, FailureKind, MetricDatapointKind, MetricAggregateKind, HeartbeatKind} {
 		kinds[k.Name] = k
+		if n, ok := k.Schema.(avro.NamedSchema); ok {
+			kindByAvroName[n.FullName()] = k
+		}
 	}
 }
 

@@ -410,6 +410,23 @@ type MetricAggregate struct {
 	Count         int64     `avro:"count"`
 }
 
+// Heartbeat is a worker's periodic sign of life.
+type Heartbeat struct {
+	Version         string             `avro:"version" json:"version"`
+	SystemID        string             `avro:"system_id" json:"system_id"`
+	WorkerID        string             `avro:"worker_id" json:"worker_id"`
+	WorkerName      string             `avro:"worker_name" json:"worker_name"`
+	InstanceID      string             `avro:"instance_id" json:"instance_id"`
+	Hostname        string             `avro:"hostname" json:"hostname"`
+	PID             int32              `avro:"pid" json:"pid"`
+	Timestamp       time.Time          `avro:"timestamp" json:"timestamp"`
+	IntervalSeconds int32              `avro:"interval_seconds" json:"interval_seconds"`
+	Figures         map[string]float64 `avro:"figures" json:"figures"`
+}
+
+// HeartbeatVersion is Vumi's heartbeat message version.
+const HeartbeatVersion = "20130319"
+
 // GenerateID returns a new random message id: 32 lowercase hex characters,
 // a version 4 UUID without dashes, like Vumi's generate_id.
 func GenerateID() string {

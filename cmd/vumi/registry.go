@@ -1,0 +1,20 @@
+package main
+
+import (
+	"github.com/vumi-kafka/vumi/connectors/devnull"
+	"github.com/vumi-kafka/vumi/connectors/telnet"
+	"github.com/vumi-kafka/vumi/processors/apps/words"
+	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// kinds is the binary's registry of worker and middleware kinds, built
+// explicitly here rather than by package init side effects.
+func kinds() *topology.Registry {
+	r := topology.NewRegistry()
+	r.Add(telnet.Kinds()...)
+	r.Add(devnull.Kind())
+	r.Add(words.Kinds()...)
+	r.AddMiddleware(builtin.Kinds()...)
+	return r
+}

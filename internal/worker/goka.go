@@ -1,0 +1,48 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/vumi-kafka/vumi/internal/kafka"
+)
+
+// NewProcessor builds a goka processor with the project's settings: the
+// deployment's brokers and sarama config (modern protocol, acks=all, 1 ms
+// producer flush), Kafka's murmur2 key hashing so goka and franz-go put a
+// key on the same partition, table storage under the state directory, and
+// goka's logs through slog. Topics are created by the topology beforehand.
+func (b *Base) NewProcessor(g *goka.GroupGraph) (*goka.Processor, error) {
+	cfg := b.Deps.SaramaConfig(b.Name)
+	tm := goka.NewTopicManagerConfig()
+	tm.Table.Replication = max(b.Deps.Cluster.ReplicationFactor, 1)
+	tm.Stream.Replication = max(b.Deps.Cluster.ReplicationFactor, 1)
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
+	p, err := goka.NewProcessor(b.Deps.Brokers, g,
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
+		goka.WithStorageBuilder(storage.DefaultBuilder(b.Deps.StateDir(b.Name))),
+		goka.WithHasher(kafka.KafkaHasher()),
+		goka.WithLogger(gokaLogger{b.Log.With("component", "goka")}),
+		goka.WithClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: goka processor: %w", b.Name, err)
+	}
+	return p, nil
+}
+
+// gokaLogger sends goka's log lines to slog at debug level.
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(v ...any)   { g.l.Debug(strings.TrimSpace(fmt.Sprint(v...))) }
+func (g gokaLogger) Println(v ...any) { g.l.Debug(strings.TrimSpace(fmt.Sprintln(v...))) }
+func (g gokaLogger) Printf(f string, v ...any) {
+	g.l.Debug(strings.TrimSpace(fmt.Sprintf(f, v...)))
+}

@@ -1,0 +1,229 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/schemas"
+)
+
+// RunOptions configure Run.
+type RunOptions struct {
+	// Workers to run by name; empty runs every worker of the config.
+	Workers []string
+	// Attach, for an embedded config, connects to an embedded broker
+	// already running on the configured ports (started by `vumi broker` or
+	// `vumi run`) instead of starting one.
+	Attach bool
+	Logger *slog.Logger
+	// Ready, if set, is called once every worker has been started, with
+	// the Kafka and registry addresses in use.
+	Ready func(kafka []string, registryURL string)
+}
+
+// Run runs a deployment until ctx is cancelled: the embedded broker and
+// registry when the config has no brokers, topic creation, schema
+// registration for every topic, then every worker under a supervisor that
+// restarts a failed worker with backoff without touching the others. On
+// cancellation each worker drains its in-flight work before Run returns.
+func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	specs, err := selectWorkers(cfg, opts.Workers)
+	if err != nil {
+		return err
+	}
+	graph := BuildGraph(cfg)
+	if err := graph.Validate(); err != nil {
+		return fmt.Errorf("%s: invalid topology:\n%w", cfg.File, err)
+	}
+
+	brokers, regURL := cfg.Cluster.Kafka.Brokers, cfg.Cluster.SchemaRegistry.URL
+	c := &cfg.Cluster
+	if c.IsEmbedded() {
+		if opts.Attach {
+			brokers = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Embedded.KafkaPort))}
+			regURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Embedded.RegistryPort))
+		} else {
+			b, err := broker.Start(ctx, broker.Config{
+				DataDir: c.Embedded.DataDir, KafkaPort: c.Embedded.KafkaPort, RegistryPort: c.Embedded.RegistryPort,
+				DefaultPartitions: c.Partitions, SyncWrites: c.Embedded.SyncWrites,
+				RegistryUsername: c.SchemaRegistry.Username, RegistryPassword: c.SchemaRegistry.Password,
+				Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			brokers, regURL = []string{b.KafkaAddr()}, b.RegistryURL()
+			log.Info("embedded broker running", "kafka", b.KafkaAddr(), "registry", b.RegistryURL(), "data_dir", c.Embedded.DataDir)
+		}
+	}
+	reg := schemas.NewRegistryClient(regURL, schemas.RegistryClientOptions{Username: c.SchemaRegistry.Username, Password: c.SchemaRegistry.Password})
+	deps, err := NewDeps(c, brokers, reg, kinds, log)
+	if err != nil {
+		return err
+	}
+	if err := Prepare(ctx, deps, graph, log); err != nil {
+		return err
+	}
+	workers := make([]Worker, len(specs))
+	for i, spec := range specs {
+		w, err := spec.Kind.Build(deps, spec)
+		if err != nil {
+			return fmt.Errorf("%s: worker %s: %w", cfg.File, spec.Name, err)
+		}
+		workers[i] = w
+	}
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			supervise(ctx, specs[i].Name, w, deps.WorkerLogger(specs[i].Name))
+		}()
+	}
+	log.Info("deployment running", "workers", len(workers), "kafka", brokers, "registry", regURL)
+	if opts.Ready != nil {
+		opts.Ready(brokers, regURL)
+	}
+	wg.Wait()
+	log.Info("deployment stopped")
+	return nil
+}
+
+// Prepare creates the graph's topics and registers the schema of every
+// topic with a known kind, so that workers never call the registry on
+// their hot path.
+func Prepare(ctx context.Context, deps *Deps, graph *Graph, log *slog.Logger) error {
+	cl, err := kgo.NewClient(deps.KafkaOpts("admin")...)
+	if err != nil {
+		return fmt.Errorf("kafka admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var warnings []string
+	err = retry(ctx, 30*time.Second, func() error {
+		var err error
+		warnings, err = graph.CreateTopics(ctx, adm)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	byKind := map[string][]string{}
+	for _, name := range graph.TopicNames() {
+		t := graph.Topics[name]
+		byKind[t.Kind] = append(byKind[t.Kind], name)
+	}
+	c := deps.Codecs
+	registrations := map[string]func(context.Context, ...string) error{
+		"user_message":     c.UserMessage.Register,
+		"event":            c.Event.Register,
+		"status":           c.Status.Register,
+		"failure":          c.Failure.Register,
+		"metric_datapoint": c.MetricDatapoint.Register,
+		"metric_aggregate": c.MetricAggregate.Register,
+		"heartbeat":        c.Heartbeat.Register,
+	}
+	for kind, register := range registrations {
+		topics := byKind[kind]
+		if len(topics) == 0 {
+			continue
+		}
+		if err := retry(ctx, 30*time.Second, func() error { return register(ctx, topics...) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retry calls fn until it succeeds or the time is up (the broker or
+// registry may still be starting).
+func retry(ctx context.Context, within time.Duration, fn func() error) error {
+	deadline := time.Now().Add(within)
+	delay := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func selectWorkers(cfg *Config, names []string) ([]*WorkerSpec, error) {
+	if len(names) == 0 {
+		return cfg.Workers, nil
+	}
+	var out []*WorkerSpec
+	var errs []error
+	for _, n := range names {
+		w, ok := cfg.Worker(n)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: no worker named %q (workers: %v)", cfg.File, n, cfg.WorkerNames()))
+			continue
+		}
+		out = append(out, w)
+	}
+	return out, errors.Join(errs...)
+}
+
+// supervise runs w until ctx is cancelled, restarting it with backoff
+// (1 s doubling to 30 s) when it returns an error or panics, so one
+// misbehaving worker cannot take the others down.
+func supervise(ctx context.Context, name string, w Worker, log *slog.Logger) {
+	backoff := time.Second
+	for {
+		started := time.Now()
+		err := runSafely(ctx, w)
+		if ctx.Err() != nil {
+			if err != nil {
+				log.Warn("worker stopped with an error", "error", err)
+			}
+			return
+		}
+		if err == nil {
+			err = errors.New("returned before shutdown")
+		}
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
+		}
+		log.Error("worker failed; restarting", "error", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func runSafely(ctx context.Context, w Worker) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return w.Run(ctx)
+}
