@@ -358,6 +358,17 @@ func loadWorker(n *yaml.Node, reg *Registry) (*WorkerSpec, error) {
 	if !ok {
 		return fail(&KeyError{Key: "kind", Line: kindNode.Line, Msg: fmt.Sprintf("unknown kind %q; known kinds: %s", kindNode.Value, strings.Join(reg.KindNames(), ", "))})
 	}
+	if kind.SelectBy != "" {
+		sel := get(kind.SelectBy)
+		if sel == nil || sel.Value == "" {
+			return fail(&KeyError{Key: kind.SelectBy, Line: n.Line, Msg: fmt.Sprintf("is required with kind %s", kindNode.Value)})
+		}
+		chosen, ok := reg.Kind(sel.Value)
+		if !ok || chosen.Role != kind.Role || chosen.SelectBy != "" {
+			return fail(&KeyError{Key: kind.SelectBy, Line: sel.Line, Msg: fmt.Sprintf("unknown %s %q; known: %s", kind.SelectBy, sel.Value, strings.Join(reg.KindNamesOf(kind.Role), ", "))})
+		}
+		kind = chosen
+	}
 	w.Kind = kind
 	skip := map[string]bool{"name": true, "kind": true, "middleware": true}
 	if mwNode := get("middleware"); mwNode != nil && mwNode.Tag != "!!null" {

@@ -63,6 +63,10 @@ type Kind struct {
 	NewConfig func() WorkerConfig
 	// Build makes the worker.
 	Build func(deps *Deps, spec *WorkerSpec) (Worker, error)
+	// SelectBy, when set, makes this a generic kind whose actual kind is
+	// named by the worker's value for this key (Vumi's dispatcher with
+	// router_class): the named kind must have the same role.
+	SelectBy string
 }
 
 // MiddlewareConfig is a middleware kind's typed config.
@@ -137,6 +141,18 @@ func (r *Registry) Middleware(name string) (*MiddlewareKind, bool) {
 
 // KindNames returns the primary worker kind names, sorted.
 func (r *Registry) KindNames() []string { return append([]string(nil), r.primary...) }
+
+// KindNamesOf returns the primary names of the kinds with a role, sorted,
+// leaving out generic (SelectBy) kinds.
+func (r *Registry) KindNamesOf(role Role) []string {
+	var out []string
+	for _, n := range r.primary {
+		if k := r.kinds[n]; k.Role == role && k.SelectBy == "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // MiddlewareNames returns the primary middleware kind names, sorted.
 func (r *Registry) MiddlewareNames() []string { return append([]string(nil), r.mwPrimary...) }

@@ -74,10 +74,11 @@ func runMain(ctx context.Context, args []string, e *env) int {
 				return runCmd(ctx, e, c, []string{"-h"})
 			}
 		}
-		printUsage(e.stdout, cmds)
 		if len(args) == 0 {
+			printUsage(e.stderr, cmds)
 			return 2
 		}
+		printUsage(e.stdout, cmds)
 		return 0
 	}
 	c := find(cmds, args[0])

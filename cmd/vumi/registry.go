@@ -5,6 +5,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
+	"github.com/vumi-kafka/vumi/processors/routers"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -15,6 +16,7 @@ func kinds() *topology.Registry {
 	r.Add(telnet.Kinds()...)
 	r.Add(devnull.Kind())
 	r.Add(words.Kinds()...)
+	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)
 	return r
 }

@@ -39,7 +39,7 @@ func TestTelnetEcho(t *testing.T) {
 	conn := dial(t, fmt.Sprintf("127.0.0.1:%d", port))
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(conn)
+	r := newLineReader(conn)
 	// A real telnet client opens with option negotiation: it must be
 	// refused, not echoed as text.
 	if _, err := conn.Write([]byte{255, 253, 1, 255, 251, 31}); err != nil { // IAC DO ECHO, IAC WILL NAWS
@@ -123,6 +123,8 @@ func TestTelnetEcho(t *testing.T) {
 		t.Errorf("heartbeats: %d", len(hb))
 	}
 }
+
+func newLineReader(conn net.Conn) *bufio.Reader { return bufio.NewReader(conn) }
 
 // dial connects, retrying while the server is still starting.
 func dial(t *testing.T, addr string) net.Conn {

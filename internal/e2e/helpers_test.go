@@ -26,6 +26,7 @@ import (
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
+	"github.com/vumi-kafka/vumi/processors/routers"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -89,6 +90,7 @@ func kinds() *topology.Registry {
 	r.Add(devnull.Kind())
 	r.Add(words.Kinds()...)
 	r.Add(failingKind())
+	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind())
 	return r

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// TestShippedConfigsValidate loads every config under deploy/ and checks
+// its whole topology.
+func TestShippedConfigsValidate(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/*/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no shipped configs found")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {
+			cfg, err := topology.LoadFile(f, kinds())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := topology.BuildGraph(cfg).Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestRegistryHasEveryKindOnce(t *testing.T) {
+	r := kinds()
+	for _, k := range r.Kinds() {
+		if k.NewConfig == nil || (k.Build == nil && k.SelectBy == "") || k.Summary == "" {
+			t.Errorf("kind %s is incomplete", k.Name)
+		}
+	}
+}
+
+// cli runs the vumi command line in-process.
+func cli(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code = runMain(ctx, args, &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb})
+	return out.String(), errb.String(), code
+}
+
+func TestUsageErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage: vumi <command>"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"send"}, 2, "-topic is required"},
+		{[]string{"send", "-topic", "x", "-m", "{}", "file"}, 2, "either -m or a file"},
+		{[]string{"tail"}, 2, "-topic is required"},
+		{[]string{"tail", "-topic", "x", "-offset", "1", "-from-beginning"}, 2, "at most one of"},
+		{[]string{"topics"}, 2, "missing subcommand"},
+		{[]string{"topology", "-c", "/nonexistent.yaml"}, 1, "no such file"},
+		{[]string{"worker"}, 2, "name at least one worker"},
+		{[]string{"broker", "-kafka-port", "99999"}, 1, "kafka port 99999 out of range"},
+	}
+	for _, tc := range cases {
+		_, stderr, code := cli(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("vumi %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+	out, _, code := cli(t, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "vumi ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	out, _, code = cli(t, "", "kinds")
+	if code != 0 || !strings.Contains(out, "telnet") || !strings.Contains(out, "logging") {
+		t.Errorf("kinds: %d %q", code, out)
+	}
+}
+
+// TestTopicsSendTail drives the data tools against an embedded broker.
+func TestTopicsSendTail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	conn := []string{"-brokers", b.KafkaAddr(), "-registry", b.RegistryURL()}
+	with := func(args ...string) []string {
+		return append(append(args[:1:1], conn...), args[1:]...)
+	}
+
+	out, stderr, code := cli(t, "", append([]string{"topics", "create", "-partitions", "3"}, append(conn, "sms.inbound", "sms.event")...)...)
+	if code != 0 || !strings.Contains(out, "created sms.inbound with 3 partitions") {
+		t.Fatalf("topics create: %d %q %q", code, out, stderr)
+	}
+	out, _, code = cli(t, "", append([]string{"topics", "list"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "sms.inbound") || !strings.Contains(out, "partitions=3") {
+		t.Fatalf("topics list: %d %q", code, out)
+	}
+
+	// Two messages as JSON lines on stdin, one with a bad field.
+	lines := `{"message_id": "m1", "to_addr": "1234", "from_addr": "27761234567", "content": "hello", "transport_name": "sms", "transport_type": "sms"}
+{"message_id": "m2", "to_addr": "1234", "from_addr": "27761234568", "content": "again", "transport_name": "sms", "transport_type": "sms", "helper_metadata": {"n": 12345678901234567890}}
+`
+	out, stderr, code = cli(t, lines, with("send", "-topic", "sms.inbound")...)
+	if code != 0 || strings.Count(out, "sent ") != 2 {
+		t.Fatalf("send: %d %q %q", code, out, stderr)
+	}
+	_, stderr, code = cli(t, `{"content": 5}`, with("send", "-topic", "sms.inbound")...)
+	if code != 1 || !strings.Contains(stderr, "stdin:1: field content: must be a string or null, got number") {
+		t.Errorf("bad send: %d %q", code, stderr)
+	}
+	_, stderr, code = cli(t, "", with("send", "-topic", "sms.event", "-m", `{"event_type": "ack", "user_message_id": "m1"}`)...)
+	if code != 1 || !strings.Contains(stderr, "field sent_message_id: is required for an ack") {
+		t.Errorf("bad event: %d %q", code, stderr)
+	}
+	out, stderr, code = cli(t, "", with("send", "-topic", "sms.event", "-m", `{"event_type": "ack", "user_message_id": "m1", "sent_message_id": "smsc-1"}`)...)
+	if code != 0 {
+		t.Fatalf("send event: %d %q", code, stderr)
+	}
+
+	out, stderr, code = cli(t, "", with("tail", "-topic", "sms.inbound", "-from-beginning")...)
+	if code != 0 {
+		t.Fatalf("tail: %d %q", code, stderr)
+	}
+	got := strings.Split(strings.TrimSpace(out), "\n")
+	if len(got) != 2 {
+		t.Fatalf("tail printed %d lines: %q", len(got), out)
+	}
+	joined := strings.Join(got, "\n")
+	for _, want := range []string{`"message_id":"m1"`, `"content":"hello"`, `"message_id":"m2"`, `"n":12345678901234567890`, `"message_type":"user_message"`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("tail output lacks %s:\n%s", want, joined)
+		}
+	}
+	out, _, code = cli(t, "", with("tail", "-topic", "sms.event", "-from-beginning", "-meta")...)
+	if code != 0 || !strings.Contains(out, `"partition":`) || !strings.Contains(out, `"event_type":"ack"`) || !strings.Contains(out, `"key":"m1"`) {
+		t.Errorf("tail -meta: %d %q", code, out)
+	}
+	out, _, code = cli(t, "", with("tail", "-topic", "sms.inbound", "-offset", "0", "-n", "1")...)
+	if code != 0 || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("tail -n 1: %d %q", code, out)
+	}
+	out, _, code = cli(t, "", append([]string{"topics", "add-partitions", "-total", "5"}, append(conn, "sms.inbound")...)...)
+	if code != 0 || !strings.Contains(out, "sms.inbound now has 5 partitions") {
+		t.Errorf("add-partitions: %d %q", code, out)
+	}
+	out, _, code = cli(t, "", append([]string{"topics", "describe"}, append(conn, "sms.inbound")...)...)
+	if code != 0 || !strings.Contains(out, "topic sms.inbound (5 partitions)") {
+		t.Errorf("describe: %d %q", code, out)
+	}
+	_, stderr, code = cli(t, "", with("tail", "-topic", "nope")...)
+	if code != 1 || !strings.Contains(stderr, "topic nope") {
+		t.Errorf("tail of a missing topic: %d %q", code, stderr)
+	}
+}

@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vumi-kafka/vumi/schemas"
+)
+
+// TestDispatcherPassThrough: telnet -> dispatcher (Vumi config style, with
+// router_class) -> reverse app, and the reply and its ack back again.
+func TestDispatcherPassThrough(t *testing.T) {
+	c := startCluster(t)
+	port := freePort(t)
+	run(t, c, fmt.Sprintf(`
+  - name: telnet_transport
+    kind: telnet
+    transport_name: telnet
+    twisted_endpoint: tcp:port=%d:interface=127.0.0.1
+  - name: dispatcher
+    kind: vumi.dispatchers.base.BaseDispatchWorker
+    router_class: passthrough
+    transport_names: [telnet]
+    exposed_names: [reverser]
+    middleware:
+      - d1: stamp
+  - name: reverse_app
+    kind: vumi.demos.words.ReverseWorker
+    transport_name: reverser
+`, port))
+	conn := dial(t, fmt.Sprintf("127.0.0.1:%d", port))
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	r := newLineReader(conn)
+	if got := readLine(t, r); got != "Enter text to reverse:" {
+		t.Fatalf("help = %q", got)
+	}
+	if _, err := conn.Write([]byte("hallo world\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readLine(t, r); got != "dlrow ollah" {
+		t.Fatalf("reply = %q", got)
+	}
+	// The app's events come through the dispatcher on reverser.event.
+	ev := c.collect(t, c.consumer(t, "reverser.event"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
+	for _, v := range ev {
+		if e := v.(*schemas.Event); e.EventType != schemas.EventAck {
+			t.Errorf("event %s", mustJSON(t, e))
+		}
+	}
+	// The dispatcher's middleware saw the inbound on consume and publish.
+	in := c.collect(t, c.consumer(t, "reverser.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
+	if trail := in[1].(*schemas.UserMessage).HelperMetadata["trail"]; fmt.Sprint(trail) != "[d1:consume d1:publish]" {
+		t.Errorf("dispatcher trail = %v", trail)
+	}
+}

@@ -1,0 +1,401 @@
+// Package dispatcher is the base of Vumi's dispatchers: a goka processor
+// that connects many transport endpoints (transport_names) to many
+// application endpoints (exposed_names) through a pluggable Router. It
+// consumes <transport>.inbound and <transport>.event of every transport
+// name and <exposed>.outbound of every exposed name, and lets the router
+// publish to <exposed>.inbound / .event and <transport>.outbound. Routers
+// that remember things keep them in the group table.
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"runtime/debug"
+
+	"github.com/lovoo/goka"
+	gokacodec "github.com/lovoo/goka/codec"
+
+	"github.com/vumi-kafka/vumi/internal/worker"
+	"github.com/vumi-kafka/vumi/processors/middleware"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Config is the part of every dispatcher's config the base reads (Vumi's
+// BaseDispatchWorker config). Embed it with `yaml:",inline"`.
+type Config struct {
+	// RouterClass names the router (Vumi's router_class); with kind
+	// "dispatcher" it selects the worker kind.
+	RouterClass string `yaml:"router_class"`
+	// TransportNames are the transport-side connectors. Required.
+	TransportNames []string `yaml:"transport_names"`
+	// ExposedNames are the application-side connectors. Required.
+	ExposedNames []string `yaml:"exposed_names"`
+	// AmqpPrefetchCount is accepted for Vumi compatibility (parallelism
+	// comes from partitions).
+	AmqpPrefetchCount int `yaml:"amqp_prefetch_count"`
+	worker.Common     `yaml:",inline"`
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// ValidateBase checks the base keys and fills defaults.
+func (c *Config) ValidateBase() error {
+	if len(c.TransportNames) == 0 {
+		return errors.New("key transport_names: at least one transport name is required")
+	}
+	if len(c.ExposedNames) == 0 {
+		return errors.New("key exposed_names: at least one exposed name is required")
+	}
+	seen := map[string]string{}
+	for _, l := range []struct {
+		key   string
+		names []string
+	}{{"transport_names", c.TransportNames}, {"exposed_names", c.ExposedNames}} {
+		for _, n := range l.names {
+			if !nameRe.MatchString(n) {
+				return fmt.Errorf("key %s: %q may only contain letters, digits, '_' and '-'", l.key, n)
+			}
+			if prev, dup := seen[n]; dup {
+				return fmt.Errorf("key %s: %q is already in %s (a connector cannot be both, or twice)", l.key, n, prev)
+			}
+			seen[n] = l.key
+		}
+	}
+	c.Common.Defaults()
+	return nil
+}
+
+// HasTransport reports whether name is one of the transport names.
+func (c *Config) HasTransport(name string) bool { return has(c.TransportNames, name) }
+
+// HasExposed reports whether name is one of the exposed names.
+func (c *Config) HasExposed(name string) bool { return has(c.ExposedNames, name) }
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// IO is the topics of a dispatcher worker called name.
+func (c *Config) IO(name string) topology.IO {
+	io := topology.IO{}
+	var group []string
+	for _, t := range c.TransportNames {
+		io.Consumes = append(io.Consumes,
+			topology.Stream{Topic: t + topology.SuffixInbound, Kind: "user_message"},
+			topology.Stream{Topic: t + topology.SuffixEvent, Kind: "event"})
+		io.Produces = append(io.Produces,
+			topology.Stream{Topic: t + topology.SuffixOutbound, Kind: "user_message"},
+			topology.Stream{Topic: t + topology.SuffixFailures, Kind: "failure"})
+		group = append(group, t+topology.SuffixInbound, t+topology.SuffixEvent)
+	}
+	for _, e := range c.ExposedNames {
+		io.Consumes = append(io.Consumes, topology.Stream{Topic: e + topology.SuffixOutbound, Kind: "user_message"})
+		io.Produces = append(io.Produces,
+			topology.Stream{Topic: e + topology.SuffixInbound, Kind: "user_message"},
+			topology.Stream{Topic: e + topology.SuffixEvent, Kind: "event"},
+			topology.Stream{Topic: e + topology.SuffixFailures, Kind: "failure"})
+		group = append(group, e+topology.SuffixOutbound)
+	}
+	table := string(goka.GroupTable(goka.Group(name)))
+	io.Consumes = append(io.Consumes, topology.Stream{Topic: table, Kind: "state", Compacted: true})
+	io.Produces = append(io.Produces, topology.Stream{Topic: table, Kind: "state", Compacted: true})
+	io.CoPartitioned = [][]string{append(group, table)}
+	return io
+}
+
+// Router decides where messages go (Vumi's BaseDispatchRouter). Each call
+// gets the connector the message arrived on.
+type Router interface {
+	DispatchInboundMessage(c *Context, m *schemas.UserMessage, transport string) error
+	DispatchInboundEvent(c *Context, e *schemas.Event, transport string) error
+	DispatchOutboundMessage(c *Context, m *schemas.UserMessage, exposed string) error
+}
+
+// Setupper is implemented by routers with setup work (Vumi's
+// setup_routing); Teardowner by routers with teardown work.
+type Setupper interface {
+	Setup(ctx context.Context, d *Dispatcher) error
+}
+
+// Teardowner releases what Setup acquired.
+type Teardowner interface {
+	Teardown() error
+}
+
+// Context is handed to a router's calls: publish in either direction, the
+// group table entry of the record's key, logging.
+type Context struct {
+	d *Dispatcher
+	g goka.Context
+}
+
+// Context returns the call's context.
+func (c *Context) Context() context.Context { return c.g.Context() }
+
+// Log returns the worker's logger.
+func (c *Context) Log() *slog.Logger { return c.d.Log }
+
+// Key is the record key.
+func (c *Context) Key() string { return c.g.Key() }
+
+// State returns the group table entry of the record's key, nil if none.
+func (c *Context) State() []byte {
+	v := c.g.Value()
+	if v == nil {
+		return nil
+	}
+	return v.([]byte)
+}
+
+// SetState stores the entry of the record's key; nil deletes it.
+func (c *Context) SetState(b []byte) {
+	if b == nil {
+		c.g.Delete()
+		return
+	}
+	c.g.SetValue(b)
+}
+
+// PublishInbound sends a user message to an exposed name's application.
+func (c *Context) PublishInbound(exposed string, m *schemas.UserMessage) error {
+	if !c.d.cfg.HasExposed(exposed) {
+		return worker.Permanent(fmt.Errorf("no exposed name %q (exposed_names: %v)", exposed, c.d.cfg.ExposedNames))
+	}
+	out, err := c.d.Stack.Inbound(c.Context(), m, c.d.mw(middleware.Publish, exposed))
+	if err != nil || out == nil {
+		return err
+	}
+	c.g.Emit(goka.Stream(c.d.Deps.Names.Inbound(exposed)), string(topology.InboundKey(out)), out)
+	c.d.Count("inbound", 1)
+	return nil
+}
+
+// PublishEvent sends an event to an exposed name's application.
+func (c *Context) PublishEvent(exposed string, e *schemas.Event) error {
+	if !c.d.cfg.HasExposed(exposed) {
+		return worker.Permanent(fmt.Errorf("no exposed name %q (exposed_names: %v)", exposed, c.d.cfg.ExposedNames))
+	}
+	out, err := c.d.Stack.Event(c.Context(), e, c.d.mw(middleware.Publish, exposed))
+	if err != nil || out == nil {
+		return err
+	}
+	c.g.Emit(goka.Stream(c.d.Deps.Names.Event(exposed)), string(topology.EventKey(out)), out)
+	c.d.Count("event", 1)
+	return nil
+}
+
+// PublishOutbound sends a user message to a transport.
+func (c *Context) PublishOutbound(transport string, m *schemas.UserMessage) error {
+	if !c.d.cfg.HasTransport(transport) {
+		return worker.Permanent(fmt.Errorf("no transport name %q (transport_names: %v)", transport, c.d.cfg.TransportNames))
+	}
+	out, err := c.d.Stack.Outbound(c.Context(), m, c.d.mw(middleware.Publish, transport))
+	if err != nil || out == nil {
+		return err
+	}
+	c.g.Emit(goka.Stream(c.d.Deps.Names.Outbound(transport)), string(topology.OutboundKey(out)), out)
+	c.d.Count("outbound", 1)
+	return nil
+}
+
+// Dispatcher is a running dispatcher worker.
+type Dispatcher struct {
+	*worker.Base
+	cfg    *Config
+	router Router
+	// connector of each input topic
+	inbound, events, outbound map[string]string
+}
+
+// Worker returns a topology.Worker that runs a fresh Dispatcher around the
+// router made by newRouter each time it is (re)started.
+func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config, newRouter func() (Router, error)) topology.Worker {
+	return runFunc(func(ctx context.Context) error {
+		r, err := newRouter()
+		if err != nil {
+			return err
+		}
+		d, err := New(deps, spec, cfg, r)
+		if err != nil {
+			return err
+		}
+		return d.Run(ctx)
+	})
+}
+
+type runFunc func(ctx context.Context) error
+
+func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
+
+// New builds a dispatcher around router.
+func New(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config, router Router) (*Dispatcher, error) {
+	b, err := worker.NewBase(deps, spec, cfg.Common)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{Base: b, cfg: cfg, router: router,
+		inbound: map[string]string{}, events: map[string]string{}, outbound: map[string]string{}}
+	n := deps.Names
+	for _, t := range cfg.TransportNames {
+		d.inbound[n.Inbound(t)] = t
+		d.events[n.Event(t)] = t
+	}
+	for _, e := range cfg.ExposedNames {
+		d.outbound[n.Outbound(e)] = e
+	}
+	return d, nil
+}
+
+// Config returns the dispatcher's base config.
+func (d *Dispatcher) Config() *Config { return d.cfg }
+
+func (d *Dispatcher) mw(p middleware.Phase, connector string) middleware.Context {
+	return middleware.Context{Phase: p, Connector: connector, Worker: d.Name}
+}
+
+// Graph is the goka group graph of the dispatcher.
+func (d *Dispatcher) Graph() *goka.GroupGraph {
+	c := d.Deps.Codecs
+	um := schemas.GokaCodec[schemas.UserMessage]{C: c.UserMessage}
+	ev := schemas.GokaCodec[schemas.Event]{C: c.Event}
+	fc := schemas.GokaCodec[schemas.Failure]{C: c.Failure}
+	var edges []goka.Edge
+	for topic := range d.inbound {
+		edges = append(edges, goka.Input(goka.Stream(topic), new(gokacodec.Bytes), d.onInbound))
+	}
+	for topic := range d.events {
+		edges = append(edges, goka.Input(goka.Stream(topic), new(gokacodec.Bytes), d.onEvent))
+	}
+	for topic := range d.outbound {
+		edges = append(edges, goka.Input(goka.Stream(topic), new(gokacodec.Bytes), d.onOutbound))
+	}
+	n := d.Deps.Names
+	for _, t := range d.cfg.TransportNames {
+		edges = append(edges, goka.Output(goka.Stream(n.Outbound(t)), um), goka.Output(goka.Stream(n.Failures(t)), fc))
+	}
+	for _, e := range d.cfg.ExposedNames {
+		edges = append(edges, goka.Output(goka.Stream(n.Inbound(e)), um), goka.Output(goka.Stream(n.Event(e)), ev),
+			goka.Output(goka.Stream(n.Failures(e)), fc))
+	}
+	edges = append(edges, goka.Persist(new(gokacodec.Bytes)))
+	return goka.DefineGroup(goka.Group(n.Prefix+d.Name), edges...)
+}
+
+// Run runs the processor until ctx is cancelled, then releases everything.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	defer d.Close()
+	if s, ok := d.router.(Setupper); ok {
+		if err := s.Setup(ctx, d); err != nil {
+			return fmt.Errorf("dispatcher %s: router setup: %w", d.Name, err)
+		}
+	}
+	if t, ok := d.router.(Teardowner); ok {
+		defer func() {
+			if err := t.Teardown(); err != nil {
+				d.Log.Warn("router teardown failed", "error", err)
+			}
+		}()
+	}
+	p, err := d.NewProcessor(d.Graph())
+	if err != nil {
+		return err
+	}
+	hbCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go d.RunHeartbeat(hbCtx)
+	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("dispatcher %s: %w", d.Name, err)
+	}
+	return nil
+}
+
+func safely(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn()
+}
+
+// fail publishes a failure to <connector>.failures.
+func (d *Dispatcher) fail(g goka.Context, connector string, decoded interface{ MarshalJSON() ([]byte, error) }, msgType string, raw []byte, cause error) {
+	f := d.FailureFor(nil, decoded, msgType, cause)
+	topic, p, o := string(g.Topic()), g.Partition(), g.Offset()
+	f.SourceTopic, f.SourcePartition, f.SourceOffset = &topic, &p, &o
+	f.Key = []byte(g.Key())
+	if f.Message == nil {
+		f.Raw = raw
+	}
+	d.Count("failures", 1)
+	out, err := d.Stack.Failure(g.Context(), f, d.mw(middleware.Publish, connector))
+	if err != nil {
+		d.Log.Error("failure middleware failed; publishing the failure unchanged", "error", err)
+		out = f
+	}
+	if out == nil {
+		return
+	}
+	d.Log.Warn("message failed", "topic", topic, "partition", p, "offset", o, "reason", out.Reason)
+	g.Emit(goka.Stream(d.Deps.Names.Failures(connector)), g.Key(), out)
+}
+
+func (d *Dispatcher) onInbound(g goka.Context, v any) {
+	connector := d.inbound[string(g.Topic())]
+	raw, _ := v.([]byte)
+	var m schemas.UserMessage
+	if err := d.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
+		d.fail(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+		return
+	}
+	in, err := d.Stack.Inbound(g.Context(), &m, d.mw(middleware.Consume, connector))
+	if err == nil && in != nil {
+		err = safely(func() error { return d.router.DispatchInboundMessage(&Context{d: d, g: g}, in, connector) })
+	}
+	if err != nil {
+		d.fail(g, connector, &m, schemas.TypeUserMessage, raw, err)
+	}
+}
+
+func (d *Dispatcher) onEvent(g goka.Context, v any) {
+	connector := d.events[string(g.Topic())]
+	raw, _ := v.([]byte)
+	var e schemas.Event
+	if err := d.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
+		d.fail(g, connector, nil, schemas.TypeEvent, raw, worker.Permanent(err))
+		return
+	}
+	in, err := d.Stack.Event(g.Context(), &e, d.mw(middleware.Consume, connector))
+	if err == nil && in != nil {
+		err = safely(func() error { return d.router.DispatchInboundEvent(&Context{d: d, g: g}, in, connector) })
+	}
+	if err != nil {
+		d.fail(g, connector, &e, schemas.TypeEvent, raw, err)
+	}
+}
+
+func (d *Dispatcher) onOutbound(g goka.Context, v any) {
+	connector := d.outbound[string(g.Topic())]
+	raw, _ := v.([]byte)
+	var m schemas.UserMessage
+	if err := d.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
+		d.fail(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+		return
+	}
+	in, err := d.Stack.Outbound(g.Context(), &m, d.mw(middleware.Consume, connector))
+	if err == nil && in != nil {
+		err = safely(func() error { return d.router.DispatchOutboundMessage(&Context{d: d, g: g}, in, connector) })
+	}
+	if err != nil {
+		d.fail(g, connector, &m, schemas.TypeUserMessage, raw, err)
+	}
+}
