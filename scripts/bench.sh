@@ -11,8 +11,19 @@ trap 'rm -f "$tmp"' EXIT
   echo "# make bench, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# $(go version); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
   echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+  echo
+  echo "## unit benchmarks (codecs, hashing, ...)"
 } >"$tmp"
-go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_TIME:-1s}" ./... | tee -a "$tmp"
+pkgs=$(go list ./... | grep -v /internal/e2e)
+go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_TIME:-1s}" $pkgs | tee -a "$tmp"
+{
+  echo
+  echo "## end to end on the embedded broker (transport -> application -> transport)"
+  echo "# BenchmarkRoundTrip: 200,000 messages from 1,000 users, 64 concurrent senders (target >= 10,000 msgs/s)"
+  echo "# BenchmarkRoundTripAt1000PerSecond: 10,000 messages paced at 1,000/s (goal p99 < 20 ms)"
+} >>"$tmp"
+go test ./internal/e2e/ -run '^$' -bench 'RoundTrip$' -benchtime 200000x -count 1 | tee -a "$tmp"
+go test ./internal/e2e/ -run '^$' -bench 'RoundTripAt1000PerSecond$' -benchtime 10000x -count 1 | tee -a "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 echo "wrote $out"

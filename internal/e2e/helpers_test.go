@@ -39,7 +39,7 @@ type cluster struct {
 	any    *schemas.AnyDecoder
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -53,14 +53,14 @@ func startCluster(t *testing.T) *cluster {
 }
 
 // testLogger logs to the test log only when VUMI_TEST_LOG is set.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("VUMI_TEST_LOG") == "" {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -79,6 +79,7 @@ func (c *cluster) config(workers string) string {
   topics:
     sms.inbound: {external: true}
     sms.event: {external: true}
+    dn.outbound: {external: true}
 workers:
 %s`, c.b.KafkaAddr(), c.b.RegistryURL(), c.state, workers)
 }
@@ -89,7 +90,7 @@ func kinds() *topology.Registry {
 	r.Add(telnet.Kinds()...)
 	r.Add(devnull.Kind())
 	r.Add(words.Kinds()...)
-	r.Add(failingKind())
+	r.Add(failingKind(), benchTransportKind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind())
@@ -102,7 +103,7 @@ type deployment struct {
 	done chan error
 }
 
-func run(t *testing.T, c *cluster, workers string, only ...string) *deployment {
+func run(t testing.TB, c *cluster, workers string, only ...string) *deployment {
 	t.Helper()
 	cfg, err := topology.Load("test.yaml", []byte(c.config(workers)), kinds(), nil)
 	if err != nil {
