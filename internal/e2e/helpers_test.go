@@ -90,7 +90,7 @@ func kinds() *topology.Registry {
 	r.Add(telnet.Kinds()...)
 	r.Add(devnull.Kind())
 	r.Add(words.Kinds()...)
-	r.Add(failingKind(), benchTransportKind())
+	r.Add(failingKind(), benchTransportKind(), counterKind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind())
@@ -290,4 +290,30 @@ func (s *stamp) HandleInbound(_ context.Context, m *schemas.UserMessage, c middl
 
 func (s *stamp) HandleOutbound(_ context.Context, m *schemas.UserMessage, c middleware.Context) (*schemas.UserMessage, error) {
 	return s.add(m, c), nil
+}
+
+// counterKind is an application that counts each user's messages in the
+// group table and replies with the count.
+func counterKind() *topology.Kind {
+	return &topology.Kind{
+		Name: "counter", Role: topology.RoleApplication, Summary: "counts messages per user",
+		NewConfig: func() topology.WorkerConfig { return &words.Config{} },
+		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
+			return app.Worker(deps, spec, &spec.Config.(*words.Config).Config, counterApp{}, app.Options{}), nil
+		},
+	}
+}
+
+type counterApp struct{}
+
+func (counterApp) ConsumeUserMessage(c *app.Context, m *schemas.UserMessage) error {
+	var n int
+	if _, err := c.LoadState(&n); err != nil {
+		return err
+	}
+	n++
+	if err := c.SaveState(n); err != nil {
+		return err
+	}
+	return c.ReplyTo(m, fmt.Sprint(n), true)
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 
 	"github.com/vumi-kafka/vumi/internal/kafka"
 )
@@ -27,7 +26,7 @@ func (b *Base) NewProcessor(g *goka.GroupGraph) (*goka.Processor, error) {
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
-		goka.WithStorageBuilder(storage.DefaultBuilder(b.Deps.StateDir(b.Name))),
+		goka.WithStorageBuilder(b.tableStorage()),
 		goka.WithHasher(kafka.KafkaHasher()),
 		goka.WithLogger(gokaLogger{b.Log.With("component", "goka")}),
 		goka.WithClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name),
