@@ -24,80 +24,123 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// buildBinary builds the vumi binary once per test.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "vumi")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is a running vumi subcommand.
+type process struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	exited chan error
+}
+
+func start(t *testing.T, bin string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("vumi %v output:\n%s", args, p.stderr.String())
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Errorf("%v exited with %v after SIGTERM", p.cmd.Args, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%v did not exit within 30s of SIGTERM", p.cmd.Args)
+	}
+}
+
+// echoSession checks the telnet demo's echo on port.
+func echoSession(t *testing.T, port int, text string) {
+	t.Helper()
+	var conn net.Conn
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var err error
+		conn, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("telnet port never opened: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "Enter text to echo:" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	fmt.Fprintf(conn, "%s\r\n", text)
+	line, err = r.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != text {
+		t.Fatalf("echo %q, %v; want %q", line, err, text)
+	}
+}
+
+// TestWorkersAgainstBroker runs the demo as separate processes: one
+// 'vumi broker' and one 'vumi worker' per worker of the config.
+func TestWorkersAgainstBroker(t *testing.T) {
+	bin := buildBinary(t)
+	kafkaPort, regPort, telnetPort := freePort(t), freePort(t), freePort(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := []string{"VUMI_DATA_DIR=" + data, fmt.Sprintf("VUMI_KAFKA_PORT=%d", kafkaPort),
+		fmt.Sprintf("VUMI_REGISTRY_PORT=%d", regPort), fmt.Sprintf("TELNET_PORT=%d", telnetPort)}
+	broker := start(t, bin, env, "broker", "-data-dir", data, "-kafka-port", fmt.Sprint(kafkaPort), "-registry-port", fmt.Sprint(regPort))
+	transport := start(t, bin, env, "worker", "-c", "../../deploy/local/vumi.yaml", "telnet_transport")
+	app := start(t, bin, env, "worker", "-c", "../../deploy/local/vumi.yaml", "echo")
+	echoSession(t, telnetPort, "hallo from three processes")
+	app.stop(t)
+	transport.stop(t)
+	broker.stop(t)
+}
+
 // TestDemoProcess runs the README's demo as a user would: the vumi binary
 // with the shipped deploy/local/vumi.yaml, a telnet session that gets its
 // echo, then SIGTERM and a clean exit. It runs twice on the same data
 // directory: what the first run wrote must not stop the second.
 func TestDemoProcess(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vumi")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
+	bin := buildBinary(t)
+	data := filepath.Join(t.TempDir(), "data")
 	for round := 1; round <= 2; round++ {
 		telnetPort := freePort(t)
-		cmd := exec.Command(bin, "run", "-c", "../../deploy/local/vumi.yaml")
-		cmd.Env = append(os.Environ(),
-			"VUMI_DATA_DIR="+data,
+		p := start(t, bin, []string{
+			"VUMI_DATA_DIR=" + data,
 			fmt.Sprintf("VUMI_KAFKA_PORT=%d", freePort(t)),
 			fmt.Sprintf("VUMI_REGISTRY_PORT=%d", freePort(t)),
-			fmt.Sprintf("TELNET_PORT=%d", telnetPort))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		func() {
-			defer func() {
-				if t.Failed() {
-					_ = cmd.Process.Kill()
-					t.Logf("vumi run output:\n%s", stderr.String())
-				}
-			}()
-			var conn net.Conn
-			deadline := time.Now().Add(60 * time.Second)
-			for {
-				var err error
-				conn, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", telnetPort), time.Second)
-				if err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("round %d: telnet port never opened: %v", round, err)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-			r := bufio.NewReader(conn)
-			line, err := r.ReadString('\n')
-			if err != nil || strings.TrimSpace(line) != "Enter text to echo:" {
-				t.Fatalf("round %d: first line %q, %v", round, line, err)
-			}
-			fmt.Fprintf(conn, "hallo world %d\r\n", round)
-			line, err = r.ReadString('\n')
-			if want := fmt.Sprintf("hallo world %d", round); err != nil || strings.TrimSpace(line) != want {
-				t.Fatalf("round %d: echo %q, %v; want %q", round, line, err, want)
-			}
-		}()
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("round %d: vumi run exited with %v after SIGTERM\n%s", round, err, stderr.String())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Fatalf("round %d: vumi run did not exit within 30s of SIGTERM\n%s", round, stderr.String())
-		}
-		if !strings.Contains(stderr.String(), "deployment stopped") {
-			t.Errorf("round %d: no clean shutdown in the log:\n%s", round, stderr.String())
+			fmt.Sprintf("TELNET_PORT=%d", telnetPort),
+		}, "run", "-c", "../../deploy/local/vumi.yaml")
+		echoSession(t, telnetPort, fmt.Sprintf("hallo world %d", round))
+		p.stop(t)
+		if !strings.Contains(p.stderr.String(), "deployment stopped") {
+			t.Errorf("round %d: no clean shutdown in the log:\n%s", round, p.stderr.String())
 		}
 	}
 }
