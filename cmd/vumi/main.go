@@ -49,6 +49,7 @@ func commands() []*command {
 		workerCommand(),
 		topologyCommand(),
 		kindsCommand(),
+		healthCommand(),
 		sendCommand(),
 		tailCommand(),
 		topicsCommand(),

@@ -117,6 +117,18 @@ func TestWorkersAgainstBroker(t *testing.T) {
 	transport := start(t, bin, env, "worker", "-c", "../../deploy/local/vumi.yaml", "telnet_transport")
 	app := start(t, bin, env, "worker", "-c", "../../deploy/local/vumi.yaml", "echo")
 	echoSession(t, telnetPort, "hallo from three processes")
+
+	// vumi health sees both workers' heartbeats and the transport's status.
+	out, err := exec.Command(bin, "health", "-brokers", fmt.Sprintf("127.0.0.1:%d", kafkaPort),
+		"-registry", fmt.Sprintf("http://127.0.0.1:%d", regPort)).CombinedOutput()
+	if err != nil {
+		t.Errorf("vumi health: %v\n%s", err, out)
+	}
+	for _, want := range []string{"global:telnet_transport", "global:echo", "alive", "telnet/telnet", "listening"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("vumi health output lacks %q:\n%s", want, out)
+		}
+	}
 	app.stop(t)
 	transport.stop(t)
 	broker.stop(t)
