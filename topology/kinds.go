@@ -165,3 +165,9 @@ func (r *Registry) Kinds() []*Kind {
 	}
 	return out
 }
+
+// WorkerFunc adapts a function to Worker.
+type WorkerFunc func(ctx context.Context) error
+
+// Run implements Worker.
+func (f WorkerFunc) Run(ctx context.Context) error { return f(ctx) }

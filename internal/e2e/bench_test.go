@@ -35,7 +35,7 @@ func benchTransportKind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &benchTransportConfig{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*benchTransportConfig)
-			return runFunc(func(ctx context.Context) error {
+			return topology.WorkerFunc(func(ctx context.Context) error {
 				t, err := transport.New(deps, spec, &cfg.Config)
 				if err != nil {
 					return err
@@ -50,10 +50,6 @@ func benchTransportKind() *topology.Kind {
 		},
 	}
 }
-
-type runFunc func(ctx context.Context) error
-
-func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
 
 // roundTrip runs a bench transport and the echo app; send publishes
 // inbound messages, and every reply's latency is recorded.

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -293,7 +292,7 @@ func (a *App) Graph() *goka.GroupGraph {
 // Worker returns a topology.Worker that runs a fresh App around impl each
 // time it is (re)started.
 func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config, impl Application, opts Options) topology.Worker {
-	return runFunc(func(ctx context.Context) error {
+	return topology.WorkerFunc(func(ctx context.Context) error {
 		a, err := New(deps, spec, cfg, impl, opts)
 		if err != nil {
 			return err
@@ -301,10 +300,6 @@ func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config, impl Ap
 		return a.Run(ctx)
 	})
 }
-
-type runFunc func(ctx context.Context) error
-
-func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
 
 // Run runs the processor until ctx is cancelled, then releases the App.
 func (a *App) Run(ctx context.Context) error {
@@ -322,55 +317,24 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
-// safely runs fn, turning a panic in application code into an error.
-func safely(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return fn()
-}
-
-func (a *App) fail(g goka.Context, decoded interface{ MarshalJSON() ([]byte, error) }, msgType string, raw []byte, cause error) {
-	f := a.FailureFor(nil, decoded, msgType, cause)
-	topic, p, o := string(g.Topic()), g.Partition(), g.Offset()
-	f.SourceTopic, f.SourcePartition, f.SourceOffset = &topic, &p, &o
-	f.Key = []byte(g.Key())
-	if f.Message == nil {
-		f.Raw = raw
-	}
-	a.Count("failures", 1)
-	out, err := a.Stack.Failure(g.Context(), f, a.mw(middleware.Publish))
-	if err != nil {
-		a.Log.Error("failure middleware failed; publishing the failure unchanged", "error", err)
-		out = f
-	}
-	if out == nil {
-		return
-	}
-	a.Log.Warn("message failed", "topic", topic, "partition", p, "offset", o, "reason", out.Reason)
-	g.Emit(goka.Stream(a.failures), g.Key(), out)
-}
-
 func (a *App) onInbound(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
 	if err := a.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
-		a.fail(g, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+		a.FailInProcessor(g, a.cfg.TransportName, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
 		return
 	}
 	a.Count("inbound", 1)
 	in, err := a.Stack.Inbound(g.Context(), &m, a.mw(middleware.Consume))
 	if err != nil {
-		a.fail(g, &m, schemas.TypeUserMessage, raw, err)
+		a.FailInProcessor(g, a.cfg.TransportName, &m, schemas.TypeUserMessage, raw, err)
 		return
 	}
 	if in == nil {
 		return
 	}
 	c := &Context{app: a, g: g, ctx: g.Context()}
-	err = safely(func() error {
+	err = worker.Safely(func() error {
 		sh, hasSessions := a.impl.(SessionHandler)
 		switch in.Session() {
 		case schemas.SessionNew:
@@ -386,7 +350,7 @@ func (a *App) onInbound(g goka.Context, v any) {
 		return a.impl.ConsumeUserMessage(c, in)
 	})
 	if err != nil {
-		a.fail(g, in, schemas.TypeUserMessage, raw, err)
+		a.FailInProcessor(g, a.cfg.TransportName, in, schemas.TypeUserMessage, raw, err)
 	}
 }
 
@@ -394,13 +358,13 @@ func (a *App) onEvent(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var e schemas.Event
 	if err := a.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
-		a.fail(g, nil, schemas.TypeEvent, raw, worker.Permanent(err))
+		a.FailInProcessor(g, a.cfg.TransportName, nil, schemas.TypeEvent, raw, worker.Permanent(err))
 		return
 	}
 	a.Count("event."+e.Status(), 1)
 	in, err := a.Stack.Event(g.Context(), &e, a.mw(middleware.Consume))
 	if err != nil {
-		a.fail(g, &e, schemas.TypeEvent, raw, err)
+		a.FailInProcessor(g, a.cfg.TransportName, &e, schemas.TypeEvent, raw, err)
 		return
 	}
 	eh, ok := a.impl.(EventHandler)
@@ -408,7 +372,7 @@ func (a *App) onEvent(g goka.Context, v any) {
 		return
 	}
 	c := &Context{app: a, g: g, ctx: g.Context()}
-	err = safely(func() error {
+	err = worker.Safely(func() error {
 		switch in.EventType {
 		case schemas.EventAck:
 			return eh.ConsumeAck(c, in)
@@ -420,6 +384,6 @@ func (a *App) onEvent(g goka.Context, v any) {
 		return nil
 	})
 	if err != nil {
-		a.fail(g, in, schemas.TypeEvent, raw, err)
+		a.FailInProcessor(g, a.cfg.TransportName, in, schemas.TypeEvent, raw, err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"runtime/debug"
 
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
@@ -219,7 +218,7 @@ type Dispatcher struct {
 // Worker returns a topology.Worker that runs a fresh Dispatcher around the
 // router made by newRouter each time it is (re)started.
 func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config, newRouter func() (Router, error)) topology.Worker {
-	return runFunc(func(ctx context.Context) error {
+	return topology.WorkerFunc(func(ctx context.Context) error {
 		r, err := newRouter()
 		if err != nil {
 			return err
@@ -231,10 +230,6 @@ func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config, newRout
 		return d.Run(ctx)
 	})
 }
-
-type runFunc func(ctx context.Context) error
-
-func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
 
 // New builds a dispatcher around router.
 func New(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config, router Router) (*Dispatcher, error) {
@@ -318,51 +313,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
-func safely(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return fn()
-}
-
-// fail publishes a failure to <connector>.failures.
-func (d *Dispatcher) fail(g goka.Context, connector string, decoded interface{ MarshalJSON() ([]byte, error) }, msgType string, raw []byte, cause error) {
-	f := d.FailureFor(nil, decoded, msgType, cause)
-	topic, p, o := string(g.Topic()), g.Partition(), g.Offset()
-	f.SourceTopic, f.SourcePartition, f.SourceOffset = &topic, &p, &o
-	f.Key = []byte(g.Key())
-	if f.Message == nil {
-		f.Raw = raw
-	}
-	d.Count("failures", 1)
-	out, err := d.Stack.Failure(g.Context(), f, d.mw(middleware.Publish, connector))
-	if err != nil {
-		d.Log.Error("failure middleware failed; publishing the failure unchanged", "error", err)
-		out = f
-	}
-	if out == nil {
-		return
-	}
-	d.Log.Warn("message failed", "topic", topic, "partition", p, "offset", o, "reason", out.Reason)
-	g.Emit(goka.Stream(d.Deps.Names.Failures(connector)), g.Key(), out)
-}
-
 func (d *Dispatcher) onInbound(g goka.Context, v any) {
 	connector := d.inbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
 	if err := d.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
-		d.fail(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+		d.FailInProcessor(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
 		return
 	}
 	in, err := d.Stack.Inbound(g.Context(), &m, d.mw(middleware.Consume, connector))
 	if err == nil && in != nil {
-		err = safely(func() error { return d.router.DispatchInboundMessage(&Context{d: d, g: g}, in, connector) })
+		err = worker.Safely(func() error { return d.router.DispatchInboundMessage(&Context{d: d, g: g}, in, connector) })
 	}
 	if err != nil {
-		d.fail(g, connector, &m, schemas.TypeUserMessage, raw, err)
+		d.FailInProcessor(g, connector, &m, schemas.TypeUserMessage, raw, err)
 	}
 }
 
@@ -371,15 +335,15 @@ func (d *Dispatcher) onEvent(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var e schemas.Event
 	if err := d.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
-		d.fail(g, connector, nil, schemas.TypeEvent, raw, worker.Permanent(err))
+		d.FailInProcessor(g, connector, nil, schemas.TypeEvent, raw, worker.Permanent(err))
 		return
 	}
 	in, err := d.Stack.Event(g.Context(), &e, d.mw(middleware.Consume, connector))
 	if err == nil && in != nil {
-		err = safely(func() error { return d.router.DispatchInboundEvent(&Context{d: d, g: g}, in, connector) })
+		err = worker.Safely(func() error { return d.router.DispatchInboundEvent(&Context{d: d, g: g}, in, connector) })
 	}
 	if err != nil {
-		d.fail(g, connector, &e, schemas.TypeEvent, raw, err)
+		d.FailInProcessor(g, connector, &e, schemas.TypeEvent, raw, err)
 	}
 }
 
@@ -388,14 +352,14 @@ func (d *Dispatcher) onOutbound(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
 	if err := d.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
-		d.fail(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+		d.FailInProcessor(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
 		return
 	}
 	in, err := d.Stack.Outbound(g.Context(), &m, d.mw(middleware.Consume, connector))
 	if err == nil && in != nil {
-		err = safely(func() error { return d.router.DispatchOutboundMessage(&Context{d: d, g: g}, in, connector) })
+		err = worker.Safely(func() error { return d.router.DispatchOutboundMessage(&Context{d: d, g: g}, in, connector) })
 	}
 	if err != nil {
-		d.fail(g, connector, &m, schemas.TypeUserMessage, raw, err)
+		d.FailInProcessor(g, connector, &m, schemas.TypeUserMessage, raw, err)
 	}
 }
