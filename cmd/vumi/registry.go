@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/vumi-kafka/vumi/connectors/devnull"
+	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
@@ -15,6 +16,7 @@ func kinds() *topology.Registry {
 	r := topology.NewRegistry()
 	r.Add(telnet.Kinds()...)
 	r.Add(devnull.Kind())
+	r.Add(httpapi.Kind())
 	r.Add(words.Kinds()...)
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)

@@ -1,0 +1,410 @@
+// Package transporttest is the shared harness of the HTTP-based
+// transports' tests (in the spirit of courier's handlertest): a transport
+// runs for real on an embedded broker and registry, and each test case is a
+// row — an HTTP request in, the inbound messages expected on the topic, an
+// optional reply from the application, and the HTTP response expected out;
+// or an outbound message in and the events (and outgoing HTTP requests)
+// expected out.
+package transporttest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Env is a running transport under test.
+type Env struct {
+	t             testing.TB
+	Broker        *broker.Broker
+	Codecs        *schemas.Codecs
+	TransportName string
+	// BaseURL of the transport's web server (http://127.0.0.1:PORT).
+	BaseURL string
+	// URLs of every instance's web server, for StartMulti.
+	URLs []string
+
+	consumer *kgo.Client
+	producer *kgo.Client
+	mu       sync.Mutex
+	inbound  []*schemas.UserMessage
+	events   []*schemas.Event
+	failures []*schemas.Failure
+	notify   chan struct{}
+}
+
+// Start runs a deployment of the given workers YAML (a list under
+// "workers:", using ${WEB_PORT} for the transport's port) with kinds,
+// and returns the environment once the transport answers HTTP.
+func Start(t testing.TB, kinds *topology.Registry, transportName, workersYAML string) *Env {
+	t.Helper()
+	return StartMulti(t, kinds, transportName, workersYAML, 1)
+}
+
+// StartMulti is Start for n instances of a transport whose ports are
+// ${PORT0} ... ${PORT<n-1>} (${WEB_PORT} is ${PORT0}).
+func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYAML string, n int) *Env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	cfgText := fmt.Sprintf("cluster:\n  kafka: {brokers: [%s]}\n  schema_registry: {url: %s}\n  partitions: 2\n  state_dir: %s\n  topics:\n    %s.outbound: {external: true}\nworkers:\n%s",
+		b.KafkaAddr(), b.RegistryURL(), t.TempDir(), transportName, workersYAML)
+	cfg, err := topology.Load("test.yaml", []byte(cfgText), kinds, func(k string) (string, bool) {
+		if k == "WEB_PORT" {
+			return fmt.Sprint(ports[0]), true
+		}
+		for i, p := range ports {
+			if k == fmt.Sprintf("PORT%d", i) {
+				return fmt.Sprint(p), true
+			}
+		}
+		return os.LookupEnv(k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{t: t, Broker: b, TransportName: transportName, notify: make(chan struct{}, 1)}
+	for _, p := range ports {
+		e.URLs = append(e.URLs, fmt.Sprintf("http://127.0.0.1:%d", p))
+	}
+	e.BaseURL = e.URLs[0]
+	e.Codecs = schemas.NewCodecs(schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{}))
+	runCtx, stop := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- topology.Run(runCtx, cfg, kinds, topology.RunOptions{Logger: logger(t), Ready: func([]string, string) { close(ready) }})
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("transport did not stop within 30s")
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("deployment failed: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("deployment not ready within 60s")
+	}
+	if err := e.Codecs.UserMessage.Register(ctx, transportName+".outbound"); err != nil {
+		t.Fatal(err)
+	}
+	e.producer, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.producer.Close)
+	e.consumer, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics(transportName+".inbound", transportName+".event", transportName+".failures"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.consumer.Close)
+	go e.consume(runCtx)
+	// Wait for the web servers.
+	for _, port := range ports {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("transport never listened on %d: %v", port, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return e
+}
+
+func logger(t testing.TB) *slog.Logger {
+	if os.Getenv("VUMI_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (e *Env) consume(ctx context.Context) {
+	dec := schemas.NewAnyDecoder(schemas.NewRegistryClient(e.Broker.RegistryURL(), schemas.RegistryClientOptions{}))
+	for {
+		fs := e.consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v, err := dec.Decode(ctx, r.Value)
+			if err != nil {
+				return
+			}
+			e.mu.Lock()
+			switch x := v.(type) {
+			case *schemas.UserMessage:
+				e.inbound = append(e.inbound, x)
+			case *schemas.Event:
+				e.events = append(e.events, x)
+			case *schemas.Failure:
+				e.failures = append(e.failures, x)
+			}
+			e.mu.Unlock()
+			select {
+			case e.notify <- struct{}{}:
+			default:
+			}
+		})
+	}
+}
+
+// WaitInbound waits for the inbound message matching match.
+func (e *Env) WaitInbound(match func(*schemas.UserMessage) bool, within time.Duration) *schemas.UserMessage {
+	e.t.Helper()
+	var found *schemas.UserMessage
+	e.wait(within, "inbound message", func() bool {
+		for _, m := range e.inbound {
+			if match(m) {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// WaitEvent waits for the event matching match.
+func (e *Env) WaitEvent(match func(*schemas.Event) bool, within time.Duration) *schemas.Event {
+	e.t.Helper()
+	var found *schemas.Event
+	e.wait(within, "event", func() bool {
+		for _, ev := range e.events {
+			if match(ev) {
+				found = ev
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// WaitFailure waits for the failure matching match.
+func (e *Env) WaitFailure(match func(*schemas.Failure) bool, within time.Duration) *schemas.Failure {
+	e.t.Helper()
+	var found *schemas.Failure
+	e.wait(within, "failure", func() bool {
+		for _, f := range e.failures {
+			if match(f) {
+				found = f
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func (e *Env) wait(within time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.After(within)
+	for {
+		e.mu.Lock()
+		ok := cond()
+		e.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-e.notify:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			e.t.Fatalf("no matching %s within %v", what, within)
+		}
+	}
+}
+
+// CountRecords returns how many records a topic holds.
+func (e *Env) CountRecords(topic string) int64 {
+	e.t.Helper()
+	ends, err := kadm.NewClient(e.producer).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+// Inbound returns the inbound messages seen so far.
+func (e *Env) Inbound() []*schemas.UserMessage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]*schemas.UserMessage(nil), e.inbound...)
+}
+
+// SendOutbound produces an outbound message as an application would.
+func (e *Env) SendOutbound(m *schemas.UserMessage) {
+	e.t.Helper()
+	v, err := e.Codecs.UserMessage.Encode(m)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.producer.ProduceSync(context.Background(), &kgo.Record{Topic: e.TransportName + ".outbound", Key: topology.OutboundKey(m), Value: v}).FirstErr(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Case is one row of a transport's request table.
+type Case struct {
+	Name string
+	// The request: method (default GET), path (after BaseURL), query
+	// parameters, body and its content type, basic auth.
+	Method      string
+	Path        string
+	Query       url.Values
+	Body        string
+	ContentType string
+	User, Pass  string
+
+	// WantInbound, if set, must match the inbound message the request
+	// produced (nil when the request must produce none).
+	WantInbound func(t testing.TB, m *schemas.UserMessage)
+	// Reply, if set, is the application's reply to that inbound message.
+	Reply func(in *schemas.UserMessage) *schemas.UserMessage
+
+	WantStatus       int
+	WantBody         string // exact, unless empty
+	WantBodyContains []string
+	WantHeader       map[string]string
+	// Check runs last with the response body.
+	Check func(t testing.TB, body string)
+}
+
+// Run runs every case against the environment, as subtests.
+func Run(t *testing.T, e *Env, cases []Case) {
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) { e.runCase(t, tc) })
+	}
+}
+
+func (e *Env) runCase(t *testing.T, tc Case) {
+	method := tc.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	u := e.BaseURL + tc.Path
+	if tc.Query != nil {
+		u += "?" + tc.Query.Encode()
+	}
+	req, err := http.NewRequest(method, u, strings.NewReader(tc.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.ContentType != "" {
+		req.Header.Set("Content-Type", tc.ContentType)
+	}
+	if tc.User != "" || tc.Pass != "" {
+		req.SetBasicAuth(tc.User, tc.Pass)
+	}
+	before := len(e.Inbound())
+	type result struct {
+		resp *http.Response
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{resp: resp, body: string(b), err: err}
+	}()
+	var in *schemas.UserMessage
+	if tc.WantInbound != nil || tc.Reply != nil {
+		e.wait(30*time.Second, "inbound message", func() bool {
+			if len(e.inbound) > before {
+				in = e.inbound[before]
+				return true
+			}
+			return false
+		})
+		if tc.WantInbound != nil {
+			tc.WantInbound(t, in)
+		}
+		if tc.Reply != nil {
+			e.SendOutbound(tc.Reply(in))
+		}
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("request: %v", res.err)
+	}
+	if tc.WantStatus != 0 && res.resp.StatusCode != tc.WantStatus {
+		t.Errorf("status = %d, want %d (body %q)", res.resp.StatusCode, tc.WantStatus, res.body)
+	}
+	if tc.WantBody != "" && res.body != tc.WantBody {
+		t.Errorf("body = %q, want %q", res.body, tc.WantBody)
+	}
+	for _, s := range tc.WantBodyContains {
+		if !strings.Contains(res.body, s) {
+			t.Errorf("body %q lacks %q", res.body, s)
+		}
+	}
+	for k, v := range tc.WantHeader {
+		if got := res.resp.Header.Get(k); got != v {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+	if tc.WantInbound == nil && tc.Reply == nil {
+		// No message may have been published for a rejected request.
+		time.Sleep(50 * time.Millisecond)
+		if after := len(e.Inbound()); after != before {
+			t.Errorf("request published %d inbound message(s), want none", after-before)
+		}
+	}
+	if tc.Check != nil {
+		tc.Check(t, res.body)
+	}
+}
