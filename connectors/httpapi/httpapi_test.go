@@ -52,7 +52,9 @@ const syncConfig = `
 
 func TestHttpApiReplyExpected(t *testing.T) {
 	e := transporttest.Start(t, kinds(), "api", syncConfig)
-	ok := func(kv ...string) url.Values { return q(append([]string{"content", "ping", "to_addr", "1234"}, kv...)...) }
+	ok := func(kv ...string) url.Values {
+		return q(append([]string{"content", "ping", "to_addr", "1234"}, kv...)...)
+	}
 	var replyID string
 	transporttest.Run(t, e, []transporttest.Case{
 		{
@@ -161,15 +163,17 @@ func TestHttpApiNoReplyExpected(t *testing.T) {
 	// Replies are not expected: they are nacked.
 	r := e.Inbound()[0].Reply("nobody waits", true)
 	e.SendOutbound(r)
-	e.WaitEvent(func(ev *schemas.Event) bool { return ev.EventType == schemas.EventNack && ev.UserMessageID == r.MessageID }, 30*time.Second)
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		return ev.EventType == schemas.EventNack && ev.UserMessageID == r.MessageID
+	}, 30*time.Second)
 }
 
 func TestConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":        "  - {name: a, kind: http_api, transport_name: a}",
-		"web_username":    "  - {name: a, kind: http_api, transport_name: a, web_path: /x, web_username: u}",
-		"validation_mode": "  - {name: a, kind: http_api, transport_name: a, web_path: /x, validation_mode: lax}",
-		"allowed_fields":  "  - {name: a, kind: http_api, transport_name: a, web_path: /x, allowed_fields: [message_id]}",
+		"web_path":                     "  - {name: a, kind: http_api, transport_name: a}",
+		"web_username":                 "  - {name: a, kind: http_api, transport_name: a, web_path: /x, web_username: u}",
+		"validation_mode":              "  - {name: a, kind: http_api, transport_name: a, web_path: /x, validation_mode: lax}",
+		"allowed_fields":               "  - {name: a, kind: http_api, transport_name: a, web_path: /x, allowed_fields: [message_id]}",
 		"field_defaults.session_event": "  - {name: a, kind: http_api, transport_name: a, web_path: /x, field_defaults: {session_event: maybe}}",
 		"request_timeout_status_code":  "  - {name: a, kind: http_api, transport_name: a, web_path: /x, request_timeout_status_code: 42}",
 		"response_time_down":           "  - {name: a, kind: http_api, transport_name: a, web_path: /x, response_time_down: 0.5, response_time_degraded: 2}",
