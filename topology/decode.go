@@ -110,7 +110,10 @@ func decodeStruct(node *yaml.Node, v reflect.Value, path string, skip map[string
 
 func decodeValue(node *yaml.Node, fv reflect.Value, path string) error {
 	t := fv.Type()
-	custom := reflect.PointerTo(t).Implements(unmarshalerType) || reflect.PointerTo(t).Implements(textUnmarshalerType)
+	custom := customDecoding(t)
+	if (t.Kind() == reflect.Map || t.Kind() == reflect.Slice) && customDecoding(t.Elem()) {
+		custom = true // let the element type decode itself
+	}
 	switch {
 	case !custom && t.Kind() == reflect.Struct && t != durationType:
 		return decodeStruct(node, fv, path, nil)
@@ -161,6 +164,11 @@ func decodeValue(node *yaml.Node, fv reflect.Value, path string) error {
 		return &KeyError{Key: path, Line: node.Line, Msg: cleanYAMLError(err, node, t)}
 	}
 	return nil
+}
+
+// customDecoding reports whether t decodes itself from YAML or text.
+func customDecoding(t reflect.Type) bool {
+	return reflect.PointerTo(t).Implements(unmarshalerType) || reflect.PointerTo(t).Implements(textUnmarshalerType)
 }
 
 func describeNode(n *yaml.Node) string {

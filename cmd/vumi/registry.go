@@ -17,6 +17,7 @@ func kinds() *topology.Registry {
 	r.Add(telnet.Kinds()...)
 	r.Add(devnull.Kind())
 	r.Add(httpapi.Kind())
+	r.Add(httpapi.OldKinds()...)
 	r.Add(words.Kinds()...)
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)
