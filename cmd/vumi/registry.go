@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
+	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
@@ -18,6 +19,7 @@ func kinds() *topology.Registry {
 	r.Add(devnull.Kind())
 	r.Add(httpapi.Kind())
 	r.Add(httpapi.OldKinds()...)
+	r.Add(smssync.Kinds()...)
 	r.Add(words.Kinds()...)
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)
