@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/connectors/devnull"
+	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/worker"
@@ -80,6 +81,7 @@ func (c *cluster) config(workers string) string {
     sms.inbound: {external: true}
     sms.event: {external: true}
     dn.outbound: {external: true}
+    api.outbound: {external: true}
 workers:
 %s`, c.b.KafkaAddr(), c.b.RegistryURL(), c.state, workers)
 }
@@ -89,9 +91,10 @@ func kinds() *topology.Registry {
 	r := topology.NewRegistry()
 	r.Add(telnet.Kinds()...)
 	r.Add(devnull.Kind())
+	r.Add(httpapi.Kind())
 	r.Add(words.Kinds()...)
 	r.Add(failingKind(), benchTransportKind(), counterKind())
-	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
+	r.Add(routers.Kinds()...)
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind())
 	return r
