@@ -14,7 +14,8 @@ trap 'rm -f "$tmp"' EXIT
   echo
   echo "## unit benchmarks (codecs, hashing, ...)"
 } >"$tmp"
-pkgs=$(go list ./... | grep -v /internal/e2e)
+# Benchmarks that run a deployment use fixed message counts below.
+pkgs=$(go list ./... | grep -v -e /internal/e2e -e /connectors/httpapi)
 go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_TIME:-1s}" $pkgs | tee -a "$tmp"
 {
   echo
@@ -24,6 +25,14 @@ go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}" -benchtime "${BE
 } >>"$tmp"
 go test ./internal/e2e/ -run '^$' -bench 'RoundTrip$' -benchtime 200000x -count 1 | tee -a "$tmp"
 go test ./internal/e2e/ -run '^$' -bench 'RoundTripAt1000PerSecond$' -benchtime 10000x -count 1 | tee -a "$tmp"
+{
+  echo
+  echo "## HTTP API transport"
+  echo "# BenchmarkIngress: 50,000 requests, reply_expected false, 64 clients on this machine (target >= 15,000 req/s)"
+  echo "# BenchmarkSyncReplyAt1000PerSecond: 10,000 requests at 1,000/s through the echo app (target p99 < 25 ms)"
+} >>"$tmp"
+go test ./connectors/httpapi/ -run '^$' -bench 'Ingress$' -benchtime 50000x -count 1 | tee -a "$tmp"
+go test ./connectors/httpapi/ -run '^$' -bench 'SyncReplyAt1000PerSecond$' -benchtime 10000x -count 1 | tee -a "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 echo "wrote $out"
