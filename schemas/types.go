@@ -461,3 +461,43 @@ func setEndpoint(rm Metadata, name string) Metadata {
 	rm["endpoint_name"] = name
 	return rm
 }
+
+// SetString sets one of the user message's string fields by its Vumi name
+// (to_addr, from_addr, content, group, provider, transport_name,
+// transport_type, to_addr_type, from_addr_type, in_reply_to,
+// session_event), for code that fills messages from configuration or
+// request parameters.
+func (m *UserMessage) SetString(field, value string) error {
+	v := value
+	switch field {
+	case "to_addr":
+		m.ToAddr = &v
+	case "from_addr":
+		m.FromAddr = &v
+	case "content":
+		m.Content = &v
+	case "group":
+		m.Group = &v
+	case "provider":
+		m.Provider = &v
+	case "transport_name":
+		m.TransportName = &v
+	case "transport_type":
+		m.TransportType = &v
+	case "to_addr_type":
+		m.ToAddrType = &v
+	case "from_addr_type":
+		m.FromAddrType = &v
+	case "in_reply_to":
+		m.InReplyTo = &v
+	case "session_event":
+		ev := SessionEvent(v)
+		if !ev.Valid() {
+			return fieldError(field, fmt.Sprintf("invalid session event %q (want new, resume or close)", v))
+		}
+		m.SessionEvent = &ev
+	default:
+		return fieldError(field, "not a settable string field of a user message")
+	}
+	return nil
+}

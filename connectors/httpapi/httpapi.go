@@ -115,27 +115,9 @@ func (a *api) HandleRequest(ctx context.Context, s *httprpc.Server, r *httprpc.R
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		v := values[k]
-		switch k {
-		case "content":
-			m.Content = &v
-		case "to_addr":
-			m.ToAddr = &v
-		case "from_addr":
-			m.FromAddr = &v
-		case "group":
-			m.Group = &v
-		case "session_event":
-			ev := schemas.SessionEvent(v)
-			m.SessionEvent = &ev
-		case "to_addr_type":
-			m.ToAddrType = &v
-		case "from_addr_type":
-			m.FromAddrType = &v
-		case "provider":
-			m.Provider = &v
-		case "in_reply_to":
-			m.InReplyTo = &v
+		if err := m.SetString(k, values[k]); err != nil {
+			r.Finish(s, httprpc.FieldErrors{"invalid_parameter": {k}}.JSON(), http.StatusBadRequest)
+			return
 		}
 	}
 	if err := s.Publish(ctx, r, m); err != nil {

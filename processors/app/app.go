@@ -195,22 +195,8 @@ func (c *Context) SendTo(toAddr, content, endpoint string) error {
 	m.ToAddr = schemas.String(toAddr)
 	m.Content = schemas.String(content)
 	for k, v := range c.app.cfg.SendTo[endpoint] {
-		v := v
-		switch k {
-		case "transport_name":
-			m.TransportName = &v
-		case "transport_type":
-			m.TransportType = &v
-		case "from_addr":
-			m.FromAddr = &v
-		case "provider":
-			m.Provider = &v
-		case "group":
-			m.Group = &v
-		case "to_addr_type":
-			m.ToAddrType = &v
-		case "from_addr_type":
-			m.FromAddrType = &v
+		if err := m.SetString(k, v); err != nil {
+			return fmt.Errorf("send_to.%s: %w", endpoint, err)
 		}
 	}
 	m.SetEndpoint(endpoint)
