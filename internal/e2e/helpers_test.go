@@ -94,7 +94,7 @@ func kinds() *topology.Registry {
 	r.Add(httpapi.Kind())
 	r.Add(words.Kinds()...)
 	r.Add(failingKind(), benchTransportKind(), counterKind())
-	r.Add(routers.Kinds()...)
+	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind())
 	return r
