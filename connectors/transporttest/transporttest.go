@@ -261,6 +261,21 @@ func (e *Env) wait(within time.Duration, what string, cond func() bool) {
 	}
 }
 
+// settle waits until no inbound message has arrived for 100 ms (at most
+// 5 s) and returns how many have.
+func (e *Env) settle() int {
+	last, n := time.Now(), len(e.Inbound())
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if m := len(e.Inbound()); m != n {
+			last, n = time.Now(), m
+		} else if time.Since(last) >= 100*time.Millisecond {
+			break
+		}
+	}
+	return n
+}
+
 // CountRecords returns how many records a topic holds.
 func (e *Env) CountRecords(topic string) int64 {
 	e.t.Helper()
@@ -344,7 +359,10 @@ func (e *Env) runCase(t *testing.T, tc Case) {
 	if tc.User != "" || tc.Pass != "" {
 		req.SetBasicAuth(tc.User, tc.Pass)
 	}
-	before := len(e.Inbound())
+	// Messages are attributed to this request by arrival order: first let
+	// whatever earlier requests published arrive.
+	before := e.settle()
+	mine := func() []*schemas.UserMessage { return e.inbound[before:] }
 	type result struct {
 		resp *http.Response
 		body string
@@ -364,8 +382,8 @@ func (e *Env) runCase(t *testing.T, tc Case) {
 	var in *schemas.UserMessage
 	if tc.WantInbound != nil || tc.Reply != nil {
 		e.wait(30*time.Second, "inbound message", func() bool {
-			if len(e.inbound) > before {
-				in = e.inbound[before]
+			if got := mine(); len(got) > 0 {
+				in = got[0]
 				return true
 			}
 			return false
@@ -399,9 +417,12 @@ func (e *Env) runCase(t *testing.T, tc Case) {
 	}
 	if tc.WantInbound == nil && tc.Reply == nil {
 		// No message may have been published for a rejected request.
-		time.Sleep(50 * time.Millisecond)
-		if after := len(e.Inbound()); after != before {
-			t.Errorf("request published %d inbound message(s), want none", after-before)
+		time.Sleep(100 * time.Millisecond)
+		e.mu.Lock()
+		n := len(mine())
+		e.mu.Unlock()
+		if n != 0 {
+			t.Errorf("request published %d inbound message(s), want none", n)
 		}
 	}
 	if tc.Check != nil {
