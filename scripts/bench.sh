@@ -33,6 +33,13 @@ go test ./internal/e2e/ -run '^$' -bench 'RoundTripAt1000PerSecond$' -benchtime 
 } >>"$tmp"
 go test ./connectors/httpapi/ -run '^$' -bench 'Ingress$' -benchtime 50000x -count 1 | tee -a "$tmp"
 go test ./connectors/httpapi/ -run '^$' -bench 'SyncReplyAt1000PerSecond$' -benchtime 10000x -count 1 | tee -a "$tmp"
+{
+  echo
+  echo "## message store on the embedded broker"
+  echo "# BenchmarkStoreMixedTraffic: 100,000 records (inbound, outbound, ack, delivery report per user) indexed into one batch (target >= 10,000 msgs/s)"
+  echo "# (BenchmarkStack4Layers, the four-layer middleware stack, target <= 5 us/msg, is with the unit benchmarks)"
+} >>"$tmp"
+go test ./internal/e2e/ -run '^$' -bench 'StoreMixedTraffic$' -benchtime 100000x -count 1 | tee -a "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 echo "wrote $out"

@@ -6,3 +6,28 @@ cd "$(dirname "$0")/.."
 
 # Go modules (pinned in go.mod / go.sum).
 go mod download
+
+# Carbon (Debian's graphite-carbon, with python3-whisper's whisper-fetch):
+# the real Graphite backend of the metrics end-to-end test
+# (connectors/graphite/carbon_test.go), started on loopback by the test.
+if ! command -v carbon-cache >/dev/null 2>&1 || ! command -v whisper-fetch >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "carbon-cache and whisper-fetch are required (run as root, or: sudo apt-get install graphite-carbon python3-whisper)" >&2
+    exit 1
+  fi
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends graphite-carbon python3-whisper
+fi
+
+# npm packages of the non-Go history consumer (internal/e2e
+# TestHistoryNodeConsumer: kafkajs, kafkajs-snappy and
+# @kafkajs/confluent-schema-registry), into a project-local node_modules.
+# Needs node and npm; skipped when the lock file's packages are installed.
+node_dir=internal/e2e/testdata/node
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm is missing: install nodejs and npm (TestHistoryNodeConsumer needs them)" >&2
+  exit 1
+fi
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+  (cd "$node_dir" && npm ci --no-audit --no-fund)
+fi

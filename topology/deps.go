@@ -31,6 +31,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Kinds is the binary's registry (to build middleware).
 	Kinds *Registry
+	// KafkaHooks are added to every franz-go client made with KafkaOpts
+	// (process-level figures, see internal/metricsserver).
+	KafkaHooks []kgo.Hook
 
 	tlsConfig *tls.Config
 }
@@ -92,6 +95,9 @@ func (d *Deps) KafkaOpts(clientID string) []kgo.Opt {
 	}
 	if d.tlsConfig != nil {
 		opts = append(opts, kgo.DialTLSConfig(d.tlsConfig.Clone()))
+	}
+	if len(d.KafkaHooks) > 0 {
+		opts = append(opts, kgo.WithHooks(d.KafkaHooks...))
 	}
 	switch strings.ToUpper(k.SASL.Mechanism) {
 	case "PLAIN":

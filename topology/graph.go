@@ -73,6 +73,14 @@ func BuildGraph(cfg *Config) *Graph {
 	}
 	for _, w := range cfg.Workers {
 		io := w.Config.IO(w.Name)
+		for _, m := range w.Middleware {
+			if m.Kind.IO != nil {
+				mio := m.Kind.IO(w.Name, m)
+				io.Consumes = append(io.Consumes, mio.Consumes...)
+				io.Produces = append(io.Produces, mio.Produces...)
+				io.CoPartitioned = append(io.CoPartitioned, mio.CoPartitioned...)
+			}
+		}
 		wn := &WorkerNode{Name: w.Name, Kind: w.Kind.Name, Role: w.Kind.Role, IO: io}
 		for _, s := range io.Consumes {
 			t := node(s)

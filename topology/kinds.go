@@ -83,6 +83,11 @@ type MiddlewareKind struct {
 	NewConfig func() MiddlewareConfig
 	// Build makes the middleware for one worker.
 	Build func(deps *Deps, worker string, spec *MiddlewareSpec) (middleware.Middleware, error)
+	// IO, when set, returns the topics a middleware of a worker reads or
+	// writes itself (its state topic, a store's history topics); they
+	// join the worker's IO in the graph, so they are created, have their
+	// schemas registered and are checked like any other.
+	IO func(worker string, spec *MiddlewareSpec) IO
 }
 
 // Registry holds the worker and middleware kinds a binary knows. It is

@@ -29,6 +29,10 @@ type RunOptions struct {
 	// Ready, if set, is called once every worker has been started, with
 	// the Kafka and registry addresses in use.
 	Ready func(kafka []string, registryURL string)
+	// MetricsAddr, if set, is where the process serves /metrics in the
+	// Prometheus format (internal/metricsserver): Go runtime, Kafka client
+	// figures, consumer lag and table sizes.
+	MetricsAddr string
 }
 
 // Run runs a deployment until ctx is cancelled: the embedded broker and
@@ -75,6 +79,11 @@ func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) err
 	deps, err := NewDeps(c, brokers, reg, kinds, log)
 	if err != nil {
 		return err
+	}
+	if opts.MetricsAddr != "" {
+		if err := serveMetrics(ctx, deps, opts.MetricsAddr, log); err != nil {
+			return err
+		}
 	}
 	if err := Prepare(ctx, deps, graph, log); err != nil {
 		return err

@@ -52,6 +52,7 @@ func commands() []*command {
 		healthCommand(),
 		sendCommand(),
 		tailCommand(),
+		messagesCommand(),
 		topicsCommand(),
 		versionCommand(),
 	}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"github.com/vumi-kafka/vumi/connectors/devnull"
+	"github.com/vumi-kafka/vumi/connectors/graphite"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
+	"github.com/vumi-kafka/vumi/processors/messagestore"
+	"github.com/vumi-kafka/vumi/processors/metrics/aggregator"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
 	"github.com/vumi-kafka/vumi/processors/routers"
 	"github.com/vumi-kafka/vumi/topology"
@@ -21,7 +24,10 @@ func kinds() *topology.Registry {
 	r.Add(httpapi.OldKinds()...)
 	r.Add(smssync.Kinds()...)
 	r.Add(words.Kinds()...)
+	r.Add(messagestore.Kind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
+	r.Add(aggregator.Kind())
+	r.Add(graphite.Kind())
 	r.AddMiddleware(builtin.Kinds()...)
 	return r
 }

@@ -19,6 +19,7 @@ func runCommand() *command {
 	c.run = func(ctx context.Context, e *env, args []string) error {
 		fs := newFlags(e, c)
 		file := fs.String("c", envOr("VUMI_CONFIG", defaultConfig), "deployment config file ($VUMI_CONFIG)")
+		metricsAddr := fs.String("metrics-addr", envOr("VUMI_METRICS_ADDR", "127.0.0.1:9464"), "where to serve /metrics in the Prometheus format, empty for nowhere ($VUMI_METRICS_ADDR)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -29,7 +30,7 @@ func runCommand() *command {
 		if err != nil {
 			return err
 		}
-		return topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: e.log})
+		return topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: e.log, MetricsAddr: *metricsAddr})
 	}
 	return c
 }
@@ -43,6 +44,7 @@ func workerCommand() *command {
 	c.run = func(ctx context.Context, e *env, args []string) error {
 		fs := newFlags(e, c)
 		file := fs.String("c", envOr("VUMI_CONFIG", defaultConfig), "deployment config file ($VUMI_CONFIG)")
+		metricsAddr := fs.String("metrics-addr", envOr("VUMI_METRICS_ADDR", "127.0.0.1:0"), "where to serve /metrics in the Prometheus format (default any free loopback port, logged), empty for nowhere ($VUMI_METRICS_ADDR)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -53,7 +55,7 @@ func workerCommand() *command {
 		if err != nil {
 			return err
 		}
-		return topology.Run(ctx, cfg, kinds(), topology.RunOptions{Workers: fs.Args(), Attach: true, Logger: e.log})
+		return topology.Run(ctx, cfg, kinds(), topology.RunOptions{Workers: fs.Args(), Attach: true, Logger: e.log, MetricsAddr: *metricsAddr})
 	}
 	return c
 }

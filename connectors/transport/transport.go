@@ -74,6 +74,13 @@ type Handler interface {
 	HandleOutbound(ctx context.Context, m *schemas.UserMessage) error
 }
 
+// ErrRedeliver, wrapped in a handler's error, leaves the message
+// uncommitted instead of sending it to failures: Run stops with the error
+// and the message is consumed again when the worker runs next. Handlers use
+// it when they cannot finish a message because the worker is stopping
+// (e.g. an SMPP transport waiting for a bind at shutdown).
+var ErrRedeliver = errors.New("message left for redelivery")
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, m *schemas.UserMessage) error
 
@@ -296,6 +303,9 @@ func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error 
 	}
 	t.Count("outbound", 1)
 	if err := h.HandleOutbound(ctx, out); err != nil {
+		if errors.Is(err, ErrRedeliver) {
+			return err
+		}
 		t.Log.Warn("outbound message failed", "message_id", out.MessageID, "error", err)
 		return t.SendFailure(ctx, r, out, err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/app"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
+	"github.com/vumi-kafka/vumi/processors/messagestore"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
 	"github.com/vumi-kafka/vumi/processors/routers"
@@ -80,6 +81,7 @@ func (c *cluster) config(workers string) string {
   topics:
     sms.inbound: {external: true}
     sms.event: {external: true}
+    sms.outbound: {external: true}
     dn.outbound: {external: true}
     api.outbound: {external: true}
 workers:
@@ -95,6 +97,7 @@ func kinds() *topology.Registry {
 	r.Add(words.Kinds()...)
 	r.Add(failingKind(), benchTransportKind(), counterKind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
+	r.Add(messagestore.Kind())
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind())
 	return r

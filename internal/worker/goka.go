@@ -15,13 +15,15 @@ import (
 // producer flush), Kafka's murmur2 key hashing so goka and franz-go put a
 // key on the same partition, table storage under the state directory, and
 // goka's logs through slog. Topics are created by the topology beforehand.
-func (b *Base) NewProcessor(g *goka.GroupGraph) (*goka.Processor, error) {
+//
+// extra options are applied last (goka.WithTester in unit tests).
+func (b *Base) NewProcessor(g *goka.GroupGraph, extra ...goka.ProcessorOption) (*goka.Processor, error) {
 	cfg := b.Deps.SaramaConfig(b.Name)
 	tm := goka.NewTopicManagerConfig()
 	tm.Table.Replication = max(b.Deps.Cluster.ReplicationFactor, 1)
 	tm.Stream.Replication = max(b.Deps.Cluster.ReplicationFactor, 1)
 	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
-	p, err := goka.NewProcessor(b.Deps.Brokers, g,
+	opts := []goka.ProcessorOption{
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
@@ -29,8 +31,9 @@ func (b *Base) NewProcessor(g *goka.GroupGraph) (*goka.Processor, error) {
 		goka.WithStorageBuilder(b.tableStorage()),
 		goka.WithHasher(kafka.KafkaHasher()),
 		goka.WithLogger(gokaLogger{b.Log.With("component", "goka")}),
-		goka.WithClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name),
-	)
+		goka.WithClientID(b.Deps.Cluster.Kafka.ClientID + "." + b.Name),
+	}
+	p, err := goka.NewProcessor(b.Deps.Brokers, g, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: goka processor: %w", b.Name, err)
 	}

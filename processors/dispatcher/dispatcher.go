@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync/atomic"
+	"time"
 
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
@@ -42,11 +44,18 @@ type Config struct {
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
 // ValidateBase checks the base keys and fills defaults.
-func (c *Config) ValidateBase() error {
+func (c *Config) ValidateBase() error { return c.validateBase(true) }
+
+// ValidateBaseNoExposed is ValidateBase for routers that only connect
+// transports to each other (Vumi's TransportToTransportRouter), whose
+// exposed_names may be empty.
+func (c *Config) ValidateBaseNoExposed() error { return c.validateBase(false) }
+
+func (c *Config) validateBase(needExposed bool) error {
 	if len(c.TransportNames) == 0 {
 		return errors.New("key transport_names: at least one transport name is required")
 	}
-	if len(c.ExposedNames) == 0 {
+	if needExposed && len(c.ExposedNames) == 0 {
 		return errors.New("key exposed_names: at least one exposed name is required")
 	}
 	seen := map[string]string{}
@@ -111,6 +120,26 @@ func (c *Config) IO(name string) topology.IO {
 	return io
 }
 
+// WithLoopback adds the loopback topic of the dispatcher called name
+// (goka's "<group>-loop") to io, co-partitioned with the inputs and the
+// group table. Configs of routers that implement Looper call it from IO.
+func WithLoopback(io topology.IO, name string) topology.IO {
+	loop := LoopTopic(name)
+	s := topology.Stream{Topic: loop, Kind: "state"}
+	io.Consumes = append(io.Consumes, s)
+	io.Produces = append(io.Produces, s)
+	if len(io.CoPartitioned) > 0 {
+		io.CoPartitioned[0] = append(io.CoPartitioned[0], loop)
+	} else {
+		io.CoPartitioned = [][]string{{loop}}
+	}
+	return io
+}
+
+// LoopTopic is the loopback topic of the dispatcher called name, without
+// the cluster prefix.
+func LoopTopic(name string) string { return name + "-loop" }
+
 // Router decides where messages go (Vumi's BaseDispatchRouter). Each call
 // gets the connector the message arrived on.
 type Router interface {
@@ -129,6 +158,30 @@ type Setupper interface {
 type Teardowner interface {
 	Teardown() error
 }
+
+// Looper is implemented by routers that send records to another key of
+// their own group table (goka's loopback topic): state for a key can only
+// be written while a record of that key is processed, so a router that
+// learns something about key B while handling key A (an outbound message
+// keyed by to_addr whose message_id will key its events) loops a record
+// to B with Context.Loopback and stores it in DispatchLoopback. The
+// config of such a router must add the loop topic with WithLoopback.
+type Looper interface {
+	DispatchLoopback(c *Context, payload []byte) error
+}
+
+// Sweeper is implemented by routers whose table entries expire. Every
+// SweepInterval the dispatcher visits each key of the partitions it owns
+// (goka's Visitor) and calls Sweep with the key's entry in c.State; Sweep
+// deletes or rewrites what has expired. Visits run in the partition's own
+// goroutine, between records, so they never race the record callbacks.
+type Sweeper interface {
+	SweepInterval() time.Duration
+	Sweep(c *Context, now time.Time) error
+}
+
+// VisitSweep is the name of the goka visitor that runs Sweeper.Sweep.
+const VisitSweep = "sweep"
 
 // Context is handed to a router's calls: publish in either direction, the
 // group table entry of the record's key, logging.
@@ -162,6 +215,21 @@ func (c *Context) SetState(b []byte) {
 		return
 	}
 	c.g.SetValue(b)
+}
+
+// Loopback sends payload to key on the dispatcher's loopback topic; the
+// router's DispatchLoopback gets it with key as the record key. Only for
+// routers that implement Looper.
+func (c *Context) Loopback(key string, payload []byte) {
+	c.g.Loopback(key, payload)
+}
+
+// Fail publishes a failure about m (a *schemas.UserMessage or
+// *schemas.Event, or nil) to <connector>.failures, as the base does for a
+// router's error; routers use it for messages they give up on outside
+// the call that brought them (e.g. an event parked until it expired).
+func (c *Context) Fail(connector string, m interface{ MarshalJSON() ([]byte, error) }, msgType string, cause error) {
+	c.d.FailInProcessor(c.g, connector, m, msgType, nil, cause)
 }
 
 // PublishInbound sends a user message to an exposed name's application.
@@ -213,6 +281,7 @@ type Dispatcher struct {
 	router Router
 	// connector of each input topic
 	inbound, events, outbound map[string]string
+	proc                      atomic.Pointer[goka.Processor]
 }
 
 // Worker returns a topology.Worker that runs a fresh Dispatcher around the
@@ -281,12 +350,22 @@ func (d *Dispatcher) Graph() *goka.GroupGraph {
 		edges = append(edges, goka.Output(goka.Stream(n.Inbound(e)), um), goka.Output(goka.Stream(n.Event(e)), ev),
 			goka.Output(goka.Stream(n.Failures(e)), fc))
 	}
+	if _, ok := d.router.(Looper); ok {
+		edges = append(edges, goka.Loop(new(gokacodec.Bytes), d.onLoopback))
+	}
+	if _, ok := d.router.(Sweeper); ok {
+		edges = append(edges, goka.Visitor(VisitSweep, d.onSweep))
+	}
 	edges = append(edges, goka.Persist(new(gokacodec.Bytes)))
 	return goka.DefineGroup(goka.Group(n.Prefix+d.Name), edges...)
 }
 
 // Run runs the processor until ctx is cancelled, then releases everything.
-func (d *Dispatcher) Run(ctx context.Context) error {
+func (d *Dispatcher) Run(ctx context.Context) error { return d.RunWith(ctx) }
+
+// RunWith is Run with extra goka processor options applied last (goka's
+// tester in unit tests: goka.WithTester).
+func (d *Dispatcher) RunWith(ctx context.Context, opts ...goka.ProcessorOption) error {
 	defer d.Close()
 	if s, ok := d.router.(Setupper); ok {
 		if err := s.Setup(ctx, d); err != nil {
@@ -300,17 +379,98 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	p, err := d.NewProcessor(d.Graph())
+	p, err := d.NewProcessor(d.Graph(), opts...)
 	if err != nil {
 		return err
 	}
+	d.proc.Store(p)
+	defer d.proc.Store(nil)
 	hbCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go d.RunHeartbeat(hbCtx)
+	if s, ok := d.router.(Sweeper); ok && s.SweepInterval() > 0 {
+		go d.sweepEvery(hbCtx, p, s.SweepInterval())
+	}
 	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("dispatcher %s: %w", d.Name, err)
 	}
 	return nil
+}
+
+// WaitForReady blocks until the processor runs and has recovered its
+// tables, or ctx is done.
+func (d *Dispatcher) WaitForReady(ctx context.Context) error {
+	for {
+		if p := d.proc.Load(); p != nil {
+			return p.WaitForReadyContext(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// ErrNotRunning is returned by Sweep when the processor is not running.
+var ErrNotRunning = errors.New("dispatcher: processor not running")
+
+// Sweep visits every key of the partitions this instance owns with the
+// router's Sweep at now, and returns the number of keys visited once all
+// visits are done. Run calls it every SweepInterval.
+func (d *Dispatcher) Sweep(ctx context.Context, now time.Time) (int64, error) {
+	p := d.proc.Load()
+	if p == nil {
+		return 0, ErrNotRunning
+	}
+	if _, ok := d.router.(Sweeper); !ok {
+		return 0, nil
+	}
+	return p.VisitAllWithStats(ctx, VisitSweep, now)
+}
+
+func (d *Dispatcher) sweepEvery(ctx context.Context, p *goka.Processor, every time.Duration) {
+	if err := p.WaitForReadyContext(ctx); err != nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n, err := d.Sweep(ctx, now)
+			if err != nil && ctx.Err() == nil {
+				d.Log.Warn("table sweep failed", "error", err)
+				continue
+			}
+			d.Log.Debug("table swept", "keys", n)
+		}
+	}
+}
+
+// failConnector is where failures about loopback records and sweeps go:
+// the first transport name's failures topic.
+func (d *Dispatcher) failConnector() string { return d.cfg.TransportNames[0] }
+
+func (d *Dispatcher) onLoopback(g goka.Context, v any) {
+	raw, _ := v.([]byte)
+	l := d.router.(Looper)
+	if err := worker.Safely(func() error { return l.DispatchLoopback(&Context{d: d, g: g}, raw) }); err != nil {
+		d.FailInProcessor(g, d.failConnector(), nil, "loopback", raw, err)
+	}
+}
+
+func (d *Dispatcher) onSweep(g goka.Context, meta any) {
+	now, ok := meta.(time.Time)
+	if !ok {
+		now = time.Now()
+	}
+	s := d.router.(Sweeper)
+	if err := worker.Safely(func() error { return s.Sweep(&Context{d: d, g: g}, now) }); err != nil {
+		d.Log.Warn("sweep of a table entry failed", "key", g.Key(), "error", err)
+	}
 }
 
 func (d *Dispatcher) onInbound(g goka.Context, v any) {

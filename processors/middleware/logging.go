@@ -36,7 +36,11 @@ func (c *LoggingConfig) Validate() error {
 	return nil
 }
 
-// ParseLevel maps Vumi's log level names onto slog levels.
+// LevelCritical is Vumi's critical log level, above slog's error.
+const LevelCritical = slog.LevelError + 4
+
+// ParseLevel maps Vumi's log level names (vumi.log: debug, info, msg,
+// warning, error, err, critical) onto slog levels.
 func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
@@ -45,8 +49,10 @@ func ParseLevel(s string) (slog.Level, error) {
 		return slog.LevelInfo, nil
 	case "warning", "warn":
 		return slog.LevelWarn, nil
-	case "error", "err", "critical":
+	case "error", "err":
 		return slog.LevelError, nil
+	case "critical":
+		return LevelCritical, nil
 	}
 	return 0, fmt.Errorf("unknown log level %q (want debug, info, warning, error or critical)", s)
 }
