@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 # Go modules (pinned in go.mod / go.sum).
 go mod download
 
+# The npm "smpp" package: an SMSC nobody here wrote, for the SMPP
+# transport's interop test (connectors/smpp/interop_test.go).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "node and npm are required (apt-get install nodejs npm)" >&2
+  exit 1
+fi
+smpp_dir=connectors/smpp/testdata/interop
+if [ ! -f "$smpp_dir/node_modules/.package-lock.json" ] || [ "$smpp_dir/package-lock.json" -nt "$smpp_dir/node_modules/.package-lock.json" ]; then
+  (cd "$smpp_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # Carbon (Debian's graphite-carbon, with python3-whisper's whisper-fetch):
 # the real Graphite backend of the metrics end-to-end test
 # (connectors/graphite/carbon_test.go), started on loopback by the test.

@@ -45,6 +45,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 func commands() []*command {
 	return []*command{
 		brokerCommand(),
+		smscCommand(),
 		runCommand(),
 		workerCommand(),
 		topologyCommand(),

@@ -4,6 +4,8 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/graphite"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
+	"github.com/vumi-kafka/vumi/connectors/smpp"
+	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
@@ -23,6 +25,7 @@ func kinds() *topology.Registry {
 	r.Add(httpapi.Kind())
 	r.Add(httpapi.OldKinds()...)
 	r.Add(smssync.Kinds()...)
+	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(messagestore.Kind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
