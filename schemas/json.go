@@ -2,12 +2,14 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // VumiTimeFormat is Vumi's timestamp format (VUMI_DATE_FORMAT,
@@ -552,17 +554,44 @@ func (f *Failure) MarshalJSON() ([]byte, error) {
 	w.optStr("source_topic", f.SourceTopic)
 	w.value("source_partition", f.SourcePartition)
 	w.value("source_offset", f.SourceOffset)
-	w.value("key", bytesOrNil(f.Key))
-	w.value("raw", bytesOrNil(f.Raw))
+	// Keys and raw values are bytes: UTF-8 text is shown as is, anything
+	// else base64-encoded with a "_base64" key so nothing is mangled.
+	w.bytesField("key", f.Key)
+	w.bytesField("raw", f.Raw)
 	w.value("retries", f.Retries)
 	return w.done()
 }
 
-func bytesOrNil(b []byte) any {
-	if b == nil {
-		return nil
+func (w *jsonWriter) bytesField(k string, b []byte) {
+	switch {
+	case b == nil:
+		w.value(k, nil)
+	case utf8.Valid(b):
+		w.value(k, string(b))
+	default:
+		w.value(k+"_base64", base64.StdEncoding.EncodeToString(b))
 	}
-	return string(b)
+}
+
+// MarshalJSON encodes h as a JSON object with a Vumi timestamp.
+func (h *Heartbeat) MarshalJSON() ([]byte, error) {
+	w := newJSONWriter()
+	w.str("message_type", "heartbeat")
+	w.str("version", h.Version)
+	w.str("system_id", h.SystemID)
+	w.str("worker_id", h.WorkerID)
+	w.str("worker_name", h.WorkerName)
+	w.str("instance_id", h.InstanceID)
+	w.str("hostname", h.Hostname)
+	w.value("pid", h.PID)
+	w.str("timestamp", FormatVumiTime(h.Timestamp))
+	w.value("interval_seconds", h.IntervalSeconds)
+	figures := h.Figures
+	if figures == nil {
+		figures = map[string]float64{}
+	}
+	w.value("figures", figures)
+	return w.done()
 }
 
 // MarshalJSON encodes d as a JSON object.

@@ -211,3 +211,23 @@ func TestEventStatus(t *testing.T) {
 		t.Errorf("Status() = %q", got)
 	}
 }
+
+func TestFailureAndHeartbeatJSON(t *testing.T) {
+	f := &Failure{FailureID: "f", Timestamp: ts, Reason: "r", Key: []byte("+2776"), Raw: []byte{0xff, 0x00, 0x01}}
+	b, err := f.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := generic(t, b).(map[string]any)
+	if got["key"] != "+2776" || got["raw_base64"] != "/wAB" || got["raw"] != nil {
+		t.Errorf("failure JSON %s", b)
+	}
+	hb := &Heartbeat{Version: HeartbeatVersion, WorkerName: "w", Timestamp: ts}
+	b, err = hb.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := generic(t, b).(map[string]any); got["timestamp"] != "2026-11-22 10:30:15.123456" || got["message_type"] != "heartbeat" {
+		t.Errorf("heartbeat JSON %s", b)
+	}
+}

@@ -183,6 +183,9 @@ func (c *ClusterConfig) validate() error {
 	if c.Kafka.SASL.Mechanism != "" && c.Kafka.SASL.Username == "" {
 		bad("kafka.sasl.username", "is required with a SASL mechanism")
 	}
+	if tls := c.Kafka.TLS; !tls.Enabled && (tls.CAFile != "" || tls.CertFile != "" || tls.KeyFile != "" || tls.ServerName != "" || tls.InsecureSkipVerify) {
+		bad("kafka.tls.enabled", "TLS settings are given but tls.enabled is false; set enabled: true to use them")
+	}
 	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
 		bad("kafka.tls", "cert_file and key_file must be given together")
 	}

@@ -105,7 +105,7 @@ func env(vars map[string]string) func(string) (string, bool) {
 }
 
 func TestLoadGood(t *testing.T) {
-	cfg, err := topology.Load("good.yaml", []byte(good), registry(), env(map[string]string{"COUNT": "42"}))
+	cfg, err := topology.Load("good.yaml", []byte(good), registry(), env(map[string]string{"COUNT": "42", "SECRET": ""}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +150,7 @@ func TestLoadErrors(t *testing.T) {
 		{"cluster bad partitions", "cluster: {partitions: -2}\nworkers: [{name: a, kind: fake_app}]\n", "cluster.partitions: must be at least 1, got -2"},
 		{"cluster registry required", "cluster: {kafka: {brokers: [k:9092]}}\nworkers: [{name: a, kind: fake_app}]\n", "cluster.schema_registry.url: is required"},
 		{"cluster sasl", "cluster: {kafka: {sasl: {mechanism: GSSAPI}}}\nworkers: [{name: a, kind: fake_app}]\n", `cluster.kafka.sasl.mechanism: "GSSAPI" is not PLAIN`},
+		{"tls not enabled", "cluster: {kafka: {tls: {ca_file: /ca.pem}}}\nworkers: [{name: a, kind: fake_app}]\n", "cluster.kafka.tls.enabled: TLS settings are given but tls.enabled is false"},
 		{"worker not mapping", "workers: [hello]\n", "line 1: key workers: each worker must be a mapping"},
 		{"worker no name", "workers:\n  - kind: fake_app\n", "line 2: key name: every worker needs a name"},
 		{"worker bad name", "workers:\n  - {name: 'a b', kind: fake_app}\n", "worker a b (line 2): key name: may only contain"},

@@ -294,7 +294,9 @@ func interpolate(n *yaml.Node, lookup func(string) (string, bool)) error {
 					return "$"
 				}
 				sub := envRef.FindStringSubmatch(m)
-				if v, ok := lookup(sub[1]); ok {
+				// As in the shell: ${VAR:-default} also uses the default
+				// when VAR is set but empty.
+				if v, ok := lookup(sub[1]); ok && (v != "" || sub[2] == "") {
 					return v
 				}
 				if sub[2] != "" {
@@ -329,4 +331,50 @@ func interpolate(n *yaml.Node, lookup func(string) (string, bool)) error {
 		return nil
 	}
 	return walk(n, false)
+}
+
+// DuplicateKeys reports YAML keys that a config struct declares twice
+// (for instance through two embedded structs), which would make one of
+// them impossible to set. Tests of a binary's registry call it for every
+// kind's config.
+func DuplicateKeys(cfg any) []string {
+	v := reflect.ValueOf(cfg)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	seen := map[string]bool{}
+	var dups []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" {
+				continue
+			}
+			if strings.Contains(opts, "inline") {
+				ft := f.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				walk(ft)
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			if seen[name] {
+				dups = append(dups, name)
+			}
+			seen[name] = true
+		}
+	}
+	walk(v.Type())
+	return dups
 }

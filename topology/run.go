@@ -57,12 +57,26 @@ func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) err
 	brokers, regURL := cfg.Cluster.Kafka.Brokers, cfg.Cluster.SchemaRegistry.URL
 	c := &cfg.Cluster
 	if c.IsEmbedded() {
+		// An embedded deployment may still use a registry of its own
+		// (schema_registry.url); otherwise the embedded one.
+		external := c.SchemaRegistry.URL != ""
 		if opts.Attach {
+			for _, p := range []struct {
+				key  string
+				port int
+			}{{"kafka_port", c.Embedded.KafkaPort}, {"registry_port", c.Embedded.RegistryPort}} {
+				if p.port <= 0 && (p.key == "kafka_port" || !external) {
+					return fmt.Errorf("%s: cluster.embedded.%s is %d: workers started separately need the fixed port of the running 'vumi broker'", cfg.File, p.key, p.port)
+				}
+			}
 			brokers = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Embedded.KafkaPort))}
-			regURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Embedded.RegistryPort))
+			if !external {
+				regURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Embedded.RegistryPort))
+			}
 		} else {
 			b, err := broker.Start(ctx, broker.Config{
 				DataDir: c.Embedded.DataDir, KafkaPort: c.Embedded.KafkaPort, RegistryPort: c.Embedded.RegistryPort,
+				NoRegistry:        external,
 				DefaultPartitions: c.Partitions, SyncWrites: c.Embedded.SyncWrites,
 				RegistryUsername: c.SchemaRegistry.Username, RegistryPassword: c.SchemaRegistry.Password,
 				Logger: log,
@@ -71,8 +85,11 @@ func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) err
 				return err
 			}
 			defer b.Close()
-			brokers, regURL = []string{b.KafkaAddr()}, b.RegistryURL()
-			log.Info("embedded broker running", "kafka", b.KafkaAddr(), "registry", b.RegistryURL(), "data_dir", c.Embedded.DataDir)
+			brokers = []string{b.KafkaAddr()}
+			if !external {
+				regURL = b.RegistryURL()
+			}
+			log.Info("embedded broker running", "kafka", b.KafkaAddr(), "registry", regURL, "data_dir", c.Embedded.DataDir)
 		}
 	}
 	reg := schemas.NewRegistryClient(regURL, schemas.RegistryClientOptions{Username: c.SchemaRegistry.Username, Password: c.SchemaRegistry.Password})
@@ -150,7 +167,9 @@ func Prepare(ctx context.Context, deps *Deps, graph *Graph, log *slog.Logger) er
 		"metric_aggregate": c.MetricAggregate.Register,
 		"heartbeat":        c.Heartbeat.Register,
 	}
-	for kind, register := range registrations {
+	// In a fixed order, so that a fresh registry gives the same ids.
+	for _, kind := range sortedKeys(registrations) {
+		register := registrations[kind]
 		topics := byKind[kind]
 		if len(topics) == 0 {
 			continue

@@ -22,7 +22,7 @@ func brokerCommand() *command {
 		fs.BoolVar(&cfg.NoRegistry, "no-registry", false, "do not run the schema registry")
 		fs.StringVar(&cfg.RegistryUsername, "registry-username", envOr("VUMI_REGISTRY_USERNAME", ""), "require this basic-auth user on the registry ($VUMI_REGISTRY_USERNAME)")
 		fs.StringVar(&cfg.RegistryPassword, "registry-password", envOr("VUMI_REGISTRY_PASSWORD", ""), "basic-auth password of the registry ($VUMI_REGISTRY_PASSWORD)")
-		fs.IntVar(&cfg.DefaultPartitions, "partitions", broker.DefaultPartitions, "partitions of auto-created topics")
+		fs.IntVar(&cfg.DefaultPartitions, "partitions", broker.DefaultPartitions, "partitions of topics created without a partition count")
 		fs.BoolVar(&cfg.SyncWrites, "sync-writes", false, "fsync every produced batch")
 		if err := parse(fs, args); err != nil {
 			return err

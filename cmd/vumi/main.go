@@ -127,7 +127,7 @@ func printUsage(w io.Writer, cmds []*command) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'vumi <command> -h' for a command's flags.")
-	fmt.Fprintln(w, "Environment: VUMI_BROKERS, VUMI_REGISTRY_URL, VUMI_REGISTRY_USERNAME, VUMI_REGISTRY_PASSWORD, VUMI_LOG_LEVEL.")
+	fmt.Fprintln(w, "Environment: VUMI_CONFIG, VUMI_DATA_DIR, VUMI_BROKERS, VUMI_REGISTRY_URL, VUMI_REGISTRY_USERNAME,\n  VUMI_REGISTRY_PASSWORD, VUMI_METRICS_ADDR, VUMI_LOG_LEVEL.")
 }
 
 // newFlags returns a flag set whose -h prints the command's usage.
@@ -142,14 +142,30 @@ func newFlags(e *env, c *command) *flag.FlagSet {
 }
 
 // parse parses flags, turning errors other than -h into usage errors.
+// Flags may come before, between or after the positional arguments
+// ("vumi topics create sms.inbound -partitions 8"); "--" ends the flags.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError{err.Error()}
 		}
-		return usageError{err.Error()}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+			positional = append(positional, rest...) // after "--": all positional
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Leave the positional arguments as fs.Args().
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func logLevel() slog.Level {

@@ -40,6 +40,16 @@ func TestRegistryHasEveryKindOnce(t *testing.T) {
 	for _, k := range r.Kinds() {
 		if k.NewConfig == nil || (k.Build == nil && k.SelectBy == "") || k.Summary == "" {
 			t.Errorf("kind %s is incomplete", k.Name)
+			continue
+		}
+		if dups := topology.DuplicateKeys(k.NewConfig()); len(dups) > 0 {
+			t.Errorf("kind %s declares config keys twice: %v", k.Name, dups)
+		}
+	}
+	for _, n := range r.MiddlewareNames() {
+		mk, _ := r.Middleware(n)
+		if dups := topology.DuplicateKeys(mk.NewConfig()); len(dups) > 0 {
+			t.Errorf("middleware %s declares config keys twice: %v", n, dups)
 		}
 	}
 }
@@ -101,7 +111,8 @@ func TestTopicsSendTail(t *testing.T) {
 		return append(append(args[:1:1], conn...), args[1:]...)
 	}
 
-	out, stderr, code := cli(t, "", append([]string{"topics", "create", "-partitions", "3"}, append(conn, "sms.inbound", "sms.event")...)...)
+	// Flags after the topic names, as the README writes them.
+	out, stderr, code := cli(t, "", append(append([]string{"topics", "create", "sms.inbound", "sms.event"}, conn...), "-partitions", "3")...)
 	if code != 0 || !strings.Contains(out, "created sms.inbound with 3 partitions") {
 		t.Fatalf("topics create: %d %q %q", code, out, stderr)
 	}
@@ -118,9 +129,13 @@ func TestTopicsSendTail(t *testing.T) {
 	if code != 0 || strings.Count(out, "sent ") != 2 {
 		t.Fatalf("send: %d %q %q", code, out, stderr)
 	}
-	_, stderr, code = cli(t, `{"content": 5}`, with("send", "-topic", "sms.inbound")...)
-	if code != 1 || !strings.Contains(stderr, "stdin:1: field content: must be a string or null, got number") {
+	_, stderr, code = cli(t, "{\"content\": \"fine\"}\n{\"content\": 5}\n", with("send", "-topic", "sms.inbound")...)
+	if code != 1 || !strings.Contains(stderr, "stdin:2: field content: must be a string or null, got number (nothing was sent)") {
 		t.Errorf("bad send: %d %q", code, stderr)
+	}
+	_, stderr, code = cli(t, `{"content": "x"}`, with("send", "-topic", "no.such.topic")...)
+	if code != 1 || !strings.Contains(stderr, "topic no.such.topic does not exist") {
+		t.Errorf("send to a missing topic: %d %q", code, stderr)
 	}
 	_, stderr, code = cli(t, "", with("send", "-topic", "sms.event", "-m", `{"event_type": "ack", "user_message_id": "m1"}`)...)
 	if code != 1 || !strings.Contains(stderr, "field sent_message_id: is required for an ack") {
@@ -164,5 +179,29 @@ func TestTopicsSendTail(t *testing.T) {
 	_, stderr, code = cli(t, "", with("tail", "-topic", "nope")...)
 	if code != 1 || !strings.Contains(stderr, "topic nope") {
 		t.Errorf("tail of a missing topic: %d %q", code, stderr)
+	}
+}
+
+func TestInterspersedFlags(t *testing.T) {
+	c := &command{name: "x"}
+	e := &env{stderr: &bytes.Buffer{}}
+	for _, tc := range []struct {
+		args []string
+		n    int
+		pos  string
+	}{
+		{[]string{"a", "-n", "3", "b"}, 3, "a b"},
+		{[]string{"-n", "2", "a"}, 2, "a"},
+		{[]string{"a", "b", "-n=5"}, 5, "a b"},
+		{[]string{"a", "--", "-n", "b"}, 0, "a -n b"},
+	} {
+		fs := newFlags(e, c)
+		n := fs.Int("n", 0, "")
+		if err := parse(fs, tc.args); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if *n != tc.n || strings.Join(fs.Args(), " ") != tc.pos {
+			t.Errorf("%v: n=%d args=%q, want n=%d args=%q", tc.args, *n, fs.Args(), tc.n, tc.pos)
+		}
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/schemas"
@@ -61,10 +63,28 @@ func sendCommand() *command {
 			return err
 		}
 		defer cl.Close()
-		codecs := schemas.NewCodecs(conn.registryClient())
-		for i, raw := range msgs {
-			rec, id, err := encodeForTopic(ctx, codecs, *topic, raw.body)
+		// Check every message before sending any: a bad line sends nothing.
+		type prepared struct {
+			raw    rawMessage
+			rec    *kgo.Record
+			parsed any
+			id     string
+		}
+		var batch []prepared
+		for _, raw := range msgs {
+			rec, parsed, id, err := parseForTopic(*topic, raw.body)
 			if err != nil {
+				return fmt.Errorf("%s:%d: %w (nothing was sent)", name, raw.line, err)
+			}
+			batch = append(batch, prepared{raw, rec, parsed, id})
+		}
+		if err := topicExists(ctx, cl, *topic); err != nil {
+			return err
+		}
+		codecs := schemas.NewCodecs(conn.registryClient())
+		for i, p := range batch {
+			rec, raw, id := p.rec, p.raw, p.id
+			if err := encodeRecord(ctx, codecs, rec, p.parsed); err != nil {
 				return fmt.Errorf("%s:%d: %w", name, raw.line, err)
 			}
 			if *key != "" {
@@ -117,57 +137,75 @@ func readMessages(r io.Reader, name string) ([]rawMessage, error) {
 	return out, nil
 }
 
-// encodeForTopic parses a Vumi JSON message of the kind its message_type
-// (or else the topic) says, and encodes it with the topic's default key.
-func encodeForTopic(ctx context.Context, codecs *schemas.Codecs, topic string, body []byte) (*kgo.Record, string, error) {
+// parseForTopic parses a Vumi JSON message of the kind its message_type
+// (or else the topic) says: a record with the topic's default key, and the
+// parsed message that encodeRecord later encodes as its value.
+func parseForTopic(topic string, body []byte) (*kgo.Record, any, string, error) {
 	mt, err := schemas.MessageType(body)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if mt == "" {
 		switch {
 		case topology.DirectionOf(topic) == topology.DirEvent:
 			mt = schemas.TypeEvent
-		case len(topic) >= len(topology.TopicStatus) && topic[len(topic)-len(topology.TopicStatus):] == topology.TopicStatus:
+		case strings.HasSuffix(topic, topology.TopicStatus):
 			mt = schemas.TypeStatus
 		default:
 			mt = schemas.TypeUserMessage
 		}
 	}
-	rec := &kgo.Record{Topic: topic}
 	switch mt {
 	case schemas.TypeUserMessage:
 		m, err := schemas.ParseUserMessage(body)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		if rec.Value, err = encodeWith(ctx, codecs.UserMessage, topic, m); err != nil {
-			return nil, "", err
-		}
-		rec.Key = topology.UserMessageKey(topic, m)
-		return rec, m.MessageID, nil
+		return &kgo.Record{Topic: topic, Key: topology.UserMessageKey(topic, m)}, m, m.MessageID, nil
 	case schemas.TypeEvent:
 		ev, err := schemas.ParseEvent(body)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		if rec.Value, err = encodeWith(ctx, codecs.Event, topic, ev); err != nil {
-			return nil, "", err
-		}
-		rec.Key = topology.EventKey(ev)
-		return rec, ev.EventID, nil
+		return &kgo.Record{Topic: topic, Key: topology.EventKey(ev)}, ev, ev.EventID, nil
 	case schemas.TypeStatus:
 		st, err := schemas.ParseStatus(body)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		if rec.Value, err = encodeWith(ctx, codecs.Status, topic, st); err != nil {
-			return nil, "", err
-		}
-		rec.Key = topology.StatusKey(st)
-		return rec, st.Component, nil
+		return &kgo.Record{Topic: topic, Key: topology.StatusKey(st)}, st, st.Component, nil
 	}
-	return nil, "", fmt.Errorf("field message_type: cannot send %q messages (want user_message, event or status_event)", mt)
+	return nil, nil, "", fmt.Errorf("field message_type: cannot send %q messages (want user_message, event or status_event)", mt)
+}
+
+// encodeRecord registers the topic's schema and encodes the parsed message
+// as the record's value.
+func encodeRecord(ctx context.Context, codecs *schemas.Codecs, rec *kgo.Record, parsed any) error {
+	var err error
+	switch m := parsed.(type) {
+	case *schemas.UserMessage:
+		rec.Value, err = encodeWith(ctx, codecs.UserMessage, rec.Topic, m)
+	case *schemas.Event:
+		rec.Value, err = encodeWith(ctx, codecs.Event, rec.Topic, m)
+	case *schemas.Status:
+		rec.Value, err = encodeWith(ctx, codecs.Status, rec.Topic, m)
+	default:
+		err = fmt.Errorf("internal: no message to encode")
+	}
+	return err
+}
+
+// topicExists fails clearly when the topic is missing, before anything
+// is registered or sent.
+func topicExists(ctx context.Context, cl *kgo.Client, topic string) error {
+	tds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("topic %s: %w", topic, err)
+	}
+	if td, ok := tds[topic]; !ok || td.Err != nil {
+		return fmt.Errorf("topic %s does not exist (create it with 'vumi topics create %s')", topic, topic)
+	}
+	return nil
 }
 
 func encodeWith[T any](ctx context.Context, c *schemas.Codec[T], topic string, v *T) ([]byte, error) {

@@ -28,7 +28,7 @@ func tailCommand() *command {
 		offset := fs.Int64("offset", -1, "start at this offset in every partition")
 		since := fs.String("since", "", "start at records newer than this: RFC 3339 time, Vumi timestamp, or a duration ago such as 15m")
 		count := fs.Int("n", 0, "stop after this many records (0: no limit)")
-		follow := fs.Bool("follow", false, "keep waiting for new records instead of stopping at the end")
+		follow := fs.Bool("follow", false, "keep waiting for new records instead of stopping at the end (implied when no start is given)")
 		meta := fs.Bool("meta", false, "wrap each record with its topic, partition, offset, key and time")
 		if err := parse(fs, args); err != nil {
 			return err
@@ -44,6 +44,11 @@ func tailCommand() *command {
 		}
 		if starts > 1 {
 			return usagef("give at most one of -from-beginning, -offset and -since")
+		}
+		if starts == 0 {
+			// Without a starting point there is nothing old to print: wait
+			// for new records, like tail -f.
+			*follow = true
 		}
 		cl, err := conn.client()
 		if err != nil {

@@ -231,7 +231,11 @@ func (s *Server) serve(ctx context.Context, conn net.Conn) {
 	}
 	defer func() {
 		s.mu.Lock()
-		delete(s.clients, c.from)
+		// Only our own entry: another client may have taken the address
+		// over since (the addressed variant lets users pick it).
+		if s.clients[c.from] == c {
+			delete(s.clients, c.from)
+		}
 		s.mu.Unlock()
 		if err := s.publish(pub, c, nil, schemas.SessionClose); err != nil {
 			s.t.Log.Error("cannot publish session close", "from_addr", c.from, "error", err)
@@ -306,9 +310,11 @@ func (s *Server) handleOutbound(ctx context.Context, m *schemas.UserMessage) err
 		text = fmt.Sprintf("UNKNOWN ADDR [%s]: %s", m.To(), text)
 	}
 	s.mu.Unlock()
+	var writeErr error
 	for _, c := range targets {
 		if err := c.write(text + "\n"); err != nil {
 			s.t.Log.Warn("write to client failed", "to_addr", c.from, "error", err)
+			writeErr = err
 		}
 		if m.Session() == schemas.SessionClose {
 			_ = c.conn.Close()
@@ -316,6 +322,9 @@ func (s *Server) handleOutbound(ctx context.Context, m *schemas.UserMessage) err
 	}
 	if !ok {
 		return s.t.PublishNack(ctx, m.MessageID, "Unknown address.")
+	}
+	if writeErr != nil {
+		return s.t.PublishNack(ctx, m.MessageID, "Could not write to the client: "+writeErr.Error())
 	}
 	return s.t.PublishAck(ctx, m.MessageID, m.MessageID)
 }

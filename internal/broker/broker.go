@@ -44,8 +44,8 @@ type Config struct {
 	// RegistryUsername and RegistryPassword enable HTTP Basic auth on the
 	// registry.
 	RegistryUsername, RegistryPassword string
-	// DefaultPartitions is the partition count of auto-created topics;
-	// default 4.
+	// DefaultPartitions is the partition count of topics created without
+	// one; default 4.
 	DefaultPartitions int
 	// SyncWrites fsyncs every produced batch (slower; survives a power
 	// cut, not only a process crash).
@@ -116,6 +116,11 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		kfake.ClusterID("vumi-embedded"),
 		kfake.DefaultNumPartitions(cfg.DefaultPartitions),
 		kfake.WithLogger(kfakeLogger{cfg.Logger}),
+		// kfake applies time retention to compacted topics too (real Kafka
+		// does not), which would delete schemas and table state after a
+		// week. Keep everything by default; set retention.ms per topic to
+		// expire history.
+		kfake.BrokerConfigs(map[string]string{"log.retention.ms": "-1"}),
 	}
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())

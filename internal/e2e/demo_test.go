@@ -122,6 +122,14 @@ func TestTelnetEcho(t *testing.T) {
 	if len(hb) < 2 {
 		t.Errorf("heartbeats: %d", len(hb))
 	}
+	// Metrics: the workers' counts reach vumi.metrics (every 5 s).
+	c.collect(t, c.consumer(t, "vumi.metrics"), 30*time.Second, func(got []any) bool {
+		names := map[string]bool{}
+		for _, v := range got {
+			names[v.(*schemas.MetricDatapoint).Name] = true
+		}
+		return names["vumi.echo.inbound"] && names["vumi.telnet_transport.inbound"] && names["vumi.echo.inbound.handle_time"]
+	})
 }
 
 func newLineReader(conn net.Conn) *bufio.Reader { return bufio.NewReader(conn) }

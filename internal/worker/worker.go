@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/metrics"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -28,8 +29,9 @@ type Common struct {
 	// HeartbeatInterval between heartbeats on vumi.heartbeat; default 10s
 	// (Vumi's HEARTBEAT_PERIOD_SECS); 0 keeps the default, negative disables.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// SystemID names the deployment in heartbeats; default "global".
-	SystemID string `yaml:"system_id"`
+	// SystemID names the deployment in heartbeats (Vumi's system-id);
+	// default "global".
+	SystemID string `yaml:"heartbeat_system_id"`
 }
 
 // Defaults fills defaults.
@@ -77,6 +79,9 @@ type Base struct {
 	Client *kgo.Client
 	Stack  *middleware.Stack
 	Common Common
+	// Metrics publishes the worker's figures to vumi.metrics (prefix
+	// vumi.<worker>.) every publish interval.
+	Metrics *metrics.Manager
 
 	instance string
 	started  time.Time
@@ -102,6 +107,7 @@ func NewBase(deps *topology.Deps, spec *topology.WorkerSpec, common Common, extr
 		return nil, fmt.Errorf("worker %s: kafka client: %w", spec.Name, err)
 	}
 	return &Base{
+		Metrics:  metrics.ForWorker(deps, spec.Name, cl, metrics.DefaultPublishInterval),
 		Name:     spec.Name,
 		Deps:     deps,
 		Log:      deps.WorkerLogger(spec.Name),
@@ -117,7 +123,8 @@ func NewBase(deps *topology.Deps, spec *topology.WorkerSpec, common Common, extr
 func (b *Base) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := b.Client.Flush(ctx)
+	mErr := b.Metrics.Stop(ctx) // the last figures go out before the flush
+	err := errors.Join(mErr, b.Client.Flush(ctx))
 	b.Client.Close()
 	return errors.Join(err, b.Stack.Close())
 }
@@ -129,6 +136,7 @@ func (b *Base) Count(name string, n int64) {
 		v, _ = b.figures.LoadOrStore(name, new(atomic.Int64))
 	}
 	v.(*atomic.Int64).Add(n)
+	b.Metrics.Count(name, n)
 }
 
 // Figures returns a snapshot of the worker's figures.
@@ -229,8 +237,10 @@ func (b *Base) PublishStatus(ctx context.Context, transportName string, st *sche
 	return Produce(ctx, b, b.Deps.Codecs.Status, b.Deps.Names.Status(), topology.StatusKey(st), st)
 }
 
-// RunHeartbeat publishes a heartbeat every interval until ctx is done.
+// RunHeartbeat publishes a heartbeat every interval until ctx is done, and
+// starts the worker's metric publishing.
 func (b *Base) RunHeartbeat(ctx context.Context) {
+	b.Metrics.Start(ctx)
 	if b.Common.HeartbeatInterval < 0 {
 		return
 	}

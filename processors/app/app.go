@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
@@ -303,7 +304,11 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
+// timed reports a handler's time as a metric (Vumi's Timer).
+func (a *App) timed(name string, start time.Time) { a.Metrics.Observe(name, time.Since(start)) }
+
 func (a *App) onInbound(g goka.Context, v any) {
+	defer a.timed("inbound.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
 	if err := a.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
@@ -341,6 +346,7 @@ func (a *App) onInbound(g goka.Context, v any) {
 }
 
 func (a *App) onEvent(g goka.Context, v any) {
+	defer a.timed("event.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var e schemas.Event
 	if err := a.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
