@@ -302,7 +302,10 @@ func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error 
 		return nil
 	}
 	t.Count("outbound", 1)
-	if err := h.HandleOutbound(ctx, out); err != nil {
+	start := time.Now()
+	err = h.HandleOutbound(ctx, out)
+	t.Metrics.Observe("outbound.handle_time", time.Since(start))
+	if err != nil {
 		if errors.Is(err, ErrRedeliver) {
 			return err
 		}

@@ -128,7 +128,8 @@ func TestTelnetEcho(t *testing.T) {
 		for _, v := range got {
 			names[v.(*schemas.MetricDatapoint).Name] = true
 		}
-		return names["vumi.echo.inbound"] && names["vumi.telnet_transport.inbound"] && names["vumi.echo.inbound.handle_time"]
+		return names["vumi.echo.inbound"] && names["vumi.telnet_transport.inbound"] && names["vumi.echo.inbound.handle_time"] &&
+			names["vumi.telnet_transport.outbound.handle_time"] && names["vumi.telnet_transport.middleware.m1.publish_inbound_time"]
 	})
 }
 

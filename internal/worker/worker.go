@@ -106,8 +106,12 @@ func NewBase(deps *topology.Deps, spec *topology.WorkerSpec, common Common, extr
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: kafka client: %w", spec.Name, err)
 	}
+	m := metrics.ForWorker(deps, spec.Name, cl, metrics.DefaultPublishInterval)
+	stack.Observe(func(mw, handler string, took time.Duration) {
+		m.Observe("middleware."+mw+"."+handler+"_time", took)
+	})
 	return &Base{
-		Metrics:  metrics.ForWorker(deps, spec.Name, cl, metrics.DefaultPublishInterval),
+		Metrics:  m,
 		Name:     spec.Name,
 		Deps:     deps,
 		Log:      deps.WorkerLogger(spec.Name),

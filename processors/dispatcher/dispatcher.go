@@ -473,7 +473,11 @@ func (d *Dispatcher) onSweep(g goka.Context, meta any) {
 	}
 }
 
+// timed reports a routing call's time as a metric.
+func (d *Dispatcher) timed(name string, start time.Time) { d.Metrics.Observe(name, time.Since(start)) }
+
 func (d *Dispatcher) onInbound(g goka.Context, v any) {
+	defer d.timed("inbound.route_time", time.Now())
 	connector := d.inbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
@@ -491,6 +495,7 @@ func (d *Dispatcher) onInbound(g goka.Context, v any) {
 }
 
 func (d *Dispatcher) onEvent(g goka.Context, v any) {
+	defer d.timed("event.route_time", time.Now())
 	connector := d.events[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var e schemas.Event
@@ -508,6 +513,7 @@ func (d *Dispatcher) onEvent(g goka.Context, v any) {
 }
 
 func (d *Dispatcher) onOutbound(g goka.Context, v any) {
+	defer d.timed("outbound.route_time", time.Now())
 	connector := d.outbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage

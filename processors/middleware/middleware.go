@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/vumi-kafka/vumi/schemas"
 )
@@ -107,6 +108,18 @@ func (e *Error) Unwrap() error { return e.Err }
 type Stack struct {
 	consume []Middleware
 	publish []Middleware
+	observe Observer
+}
+
+// Observer is told how long each middleware handler took, e.g. to report
+// it as a metric; handler is "<phase>_<kind>", such as "consume_inbound".
+type Observer func(middleware, handler string, took time.Duration)
+
+// Observe sets the stack's observer (nil: none).
+func (s *Stack) Observe(o Observer) {
+	if s != nil {
+		s.observe = o
+	}
 }
 
 // NewStack builds a stack from entries in config order.
@@ -154,7 +167,14 @@ func apply[I any, M any](ctx context.Context, s *Stack, c Context, name string, 
 		if !ok {
 			continue
 		}
+		var start time.Time
+		if s.observe != nil {
+			start = time.Now()
+		}
 		out, err := handle(h, ctx, msg, c)
+		if s.observe != nil {
+			s.observe(mw.Name(), c.Phase.String()+"_"+name, time.Since(start))
+		}
 		if err != nil {
 			return nil, &Error{Middleware: mw.Name(), Handler: c.Phase.String() + "_" + name, Err: err}
 		}

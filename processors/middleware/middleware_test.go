@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -111,5 +112,22 @@ func TestDropAndError(t *testing.T) {
 	m, err = nilStack.Inbound(ctx, &schemas.UserMessage{MessageID: "x"}, middleware.Context{})
 	if err != nil || m.MessageID != "x" {
 		t.Errorf("nil stack: %v %v", m, err)
+	}
+}
+
+func TestObserver(t *testing.T) {
+	s := middleware.NewStack(middleware.Entry{Middleware: &recorder{name: "a"}}, middleware.Entry{Middleware: outboundOnly{}})
+	var seen []string
+	s.Observe(func(mw, handler string, took time.Duration) {
+		if took < 0 {
+			t.Errorf("negative duration")
+		}
+		seen = append(seen, mw+"/"+handler)
+	})
+	if _, err := s.Inbound(context.Background(), &schemas.UserMessage{}, middleware.Context{Phase: middleware.Publish}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(seen, ",") != "a/publish_inbound" {
+		t.Errorf("observed %v", seen)
 	}
 }
