@@ -99,7 +99,7 @@ func kinds() *topology.Registry {
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.Add(messagestore.Kind())
 	r.AddMiddleware(builtin.Kinds()...)
-	r.AddMiddleware(stampKind())
+	r.AddMiddleware(stampKind(), brokenKind())
 	return r
 }
 

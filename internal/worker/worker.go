@@ -200,13 +200,17 @@ func (b *Base) FailureFor(rec *kgo.Record, decoded interface{ MarshalJSON() ([]b
 // produces it to <connector>.failures, keyed like the original record.
 func (b *Base) SendFailure(ctx context.Context, connector string, f *schemas.Failure) error {
 	b.Count("failures", 1)
-	f, err := b.Stack.Failure(ctx, f, middleware.Context{Phase: middleware.Publish, Connector: connector, Worker: b.Name})
+	out, err := b.Stack.Failure(ctx, f, middleware.Context{Phase: middleware.Publish, Connector: connector, Worker: b.Name})
 	if err != nil {
-		return err
+		// A failing failure handler must not stop the worker on this
+		// message for ever: publish the failure as it was.
+		b.Log.Error("failure middleware failed; publishing the failure unchanged", "error", err)
+		out = f
 	}
-	if f == nil {
+	if out == nil {
 		return nil
 	}
+	f = out
 	b.Log.Warn("message failed", "connector", connector, "reason", f.Reason, "failure_code", derefCode(f.FailureCode))
 	return Produce(ctx, b, b.Deps.Codecs.Failure, b.Deps.Names.Failures(connector), f.Key, f)
 }
