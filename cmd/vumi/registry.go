@@ -8,6 +8,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
+	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/messagestore"
 	"github.com/vumi-kafka/vumi/processors/metrics/aggregator"
@@ -27,6 +28,7 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
+	r.Add(sendapi.Kind())
 	r.Add(messagestore.Kind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.Add(aggregator.Kind())

@@ -24,6 +24,7 @@ import (
 	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/app"
+	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/messagestore"
 	"github.com/vumi-kafka/vumi/processors/middleware"
@@ -94,6 +95,7 @@ func kinds() *topology.Registry {
 	r.Add(telnet.Kinds()...)
 	r.Add(devnull.Kind())
 	r.Add(httpapi.Kind())
+	r.Add(sendapi.Kind())
 	r.Add(words.Kinds()...)
 	r.Add(failingKind(), benchTransportKind(), counterKind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())

@@ -48,3 +48,25 @@ func (g gokaLogger) Println(v ...any) { g.l.Debug(strings.TrimSpace(fmt.Sprintln
 func (g gokaLogger) Printf(f string, v ...any) {
 	g.l.Debug(strings.TrimSpace(fmt.Sprintf(f, v...)))
 }
+
+// NewView builds a goka view of a table (every partition, kept in a local
+// LevelDB copy under the worker's state directory), with the same settings
+// as NewProcessor, so that any instance can look any key up.
+func (b *Base) NewView(table goka.Table, codec goka.Codec) (*goka.View, error) {
+	cfg := b.Deps.SaramaConfig(b.Name + ".view")
+	tm := goka.NewTopicManagerConfig()
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
+	tm.NoCreate = true
+	v, err := goka.NewView(b.Deps.Brokers, table, codec,
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
+		goka.WithViewStorageBuilder(b.viewStorage()),
+		goka.WithViewHasher(kafka.KafkaHasher()),
+		goka.WithViewLogger(gokaLogger{b.Log.With("component", "goka-view")}),
+		goka.WithViewClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name+".view"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: goka view of %s: %w", b.Name, table, err)
+	}
+	return v, nil
+}

@@ -19,8 +19,13 @@ import (
 // from an older backup, or the process died between writing the local copy
 // and its changelog) is deleted and rebuilt from the changelog, with a log
 // line saying so, instead of goka refusing to start or serving stale rows.
-func (b *Base) tableStorage() storage.Builder {
-	dir := b.Deps.StateDir(b.Name)
+func (b *Base) tableStorage() storage.Builder { return b.storageIn(b.Deps.StateDir(b.Name)) }
+
+// viewStorage is tableStorage for views, in a directory of their own (a
+// view and a processor of one worker may hold the same table).
+func (b *Base) viewStorage() storage.Builder { return b.storageIn(b.Deps.StateDir(b.Name) + "/views") }
+
+func (b *Base) storageIn(dir string) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
 		st, err := openLevelDB(path)

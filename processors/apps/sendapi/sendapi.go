@@ -1,0 +1,442 @@
+// Package sendapi is the HTTP send API that sits beside the transports, in
+// the spirit of Vumi 0.1's "HTTP API for SMS messaging": clients send a
+// message through a named transport with one POST, query its delivery
+// status, and receive inbound messages and events on HTTP callbacks,
+// retried with backoff. docs/send-api.md and docs/send-api.openapi.yaml
+// describe it.
+package sendapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka"
+	gokacodec "github.com/lovoo/goka/codec"
+
+	"github.com/vumi-kafka/vumi/internal/worker"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Config configures the send API.
+type Config struct {
+	// WebPort and WebInterface to listen on (port 0: any free port).
+	WebPort      int    `yaml:"web_port"`
+	WebInterface string `yaml:"web_interface"`
+	// WebPath prefixes every endpoint; default "/api/v1".
+	WebPath string `yaml:"web_path"`
+	// WebUsername and WebPassword require HTTP Basic auth (both or none).
+	WebUsername string `yaml:"web_username"`
+	WebPassword string `yaml:"web_password"`
+	// Transports clients may send through (transport_name values).
+	Transports []string `yaml:"transports"`
+	// InboundURL receives every inbound message of those transports as
+	// Vumi JSON (POST); EventURL every event. Both optional.
+	InboundURL string `yaml:"inbound_url"`
+	EventURL   string `yaml:"event_url"`
+	// CallbackUsername and CallbackPassword: Basic auth for callbacks.
+	CallbackUsername string `yaml:"callback_username"`
+	CallbackPassword string `yaml:"callback_password"`
+	// CallbackTimeout per attempt; default 10s.
+	CallbackTimeout time.Duration `yaml:"callback_timeout"`
+	// CallbackMaxRetries after the first attempt; default 5. A callback
+	// that still fails goes to <transport>.failures.
+	CallbackMaxRetries int `yaml:"callback_max_retries"`
+	// CallbackBackoff before the first retry, doubling up to 1 minute;
+	// default 1s.
+	CallbackBackoff time.Duration `yaml:"callback_backoff"`
+	// CallbacksFrom is where a new deployment's callbacks start: "end"
+	// (default: only messages and events from now on) or "start" (the
+	// transports' whole history).
+	CallbacksFrom string `yaml:"callbacks_from"`
+	worker.Common `yaml:",inline"`
+}
+
+var transportNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// Validate implements topology.WorkerConfig.
+func (c *Config) Validate() error {
+	if c.WebPath == "" {
+		c.WebPath = "/api/v1"
+	}
+	c.WebPath = "/" + strings.Trim(c.WebPath, "/")
+	if c.CallbackTimeout == 0 {
+		c.CallbackTimeout = 10 * time.Second
+	}
+	if c.CallbackMaxRetries == 0 {
+		c.CallbackMaxRetries = 5
+	}
+	if c.CallbackBackoff == 0 {
+		c.CallbackBackoff = time.Second
+	}
+	if c.CallbacksFrom == "" {
+		c.CallbacksFrom = "end"
+	}
+	c.Common.Defaults()
+	var errs []error
+	if c.CallbacksFrom != "end" && c.CallbacksFrom != "start" {
+		errs = append(errs, fmt.Errorf("key callbacks_from: %q is not end or start", c.CallbacksFrom))
+	}
+	if len(c.Transports) == 0 {
+		errs = append(errs, errors.New("key transports: name at least one transport to send through"))
+	}
+	for _, t := range c.Transports {
+		if !transportNameRe.MatchString(t) {
+			errs = append(errs, fmt.Errorf("key transports: %q is not a transport name", t))
+		}
+	}
+	if c.WebPort < 0 || c.WebPort > 65535 {
+		errs = append(errs, fmt.Errorf("key web_port: %d is not a port", c.WebPort))
+	}
+	if (c.WebUsername == "") != (c.WebPassword == "") {
+		errs = append(errs, errors.New("key web_username: web_username and web_password go together"))
+	}
+	for key, u := range map[string]string{"inbound_url": c.InboundURL, "event_url": c.EventURL} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("key %s: %q is not an http(s) URL", key, u))
+		}
+	}
+	if c.CallbackMaxRetries < 0 || c.CallbackTimeout < 0 || c.CallbackBackoff < 0 {
+		errs = append(errs, errors.New("key callback_max_retries: callback settings must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// SendsTopic is where send requests wait for the processor.
+func SendsTopic(worker string) string { return worker + ".sends" }
+
+// IO implements topology.WorkerConfig.
+func (c *Config) IO(name string) topology.IO {
+	table := string(goka.GroupTable(goka.Group(name)))
+	sends := SendsTopic(name)
+	io := topology.IO{
+		Consumes: []topology.Stream{{Topic: sends, Kind: "user_message"}, {Topic: table, Kind: "state", Compacted: true}},
+		Produces: []topology.Stream{{Topic: sends, Kind: "user_message"}, {Topic: table, Kind: "state", Compacted: true}},
+	}
+	group := []string{sends, table}
+	for _, t := range c.Transports {
+		io.Consumes = append(io.Consumes,
+			topology.Stream{Topic: t + topology.SuffixEvent, Kind: "event"},
+			topology.Stream{Topic: t + topology.SuffixInbound, Kind: "user_message"})
+		io.Produces = append(io.Produces,
+			topology.Stream{Topic: t + topology.SuffixOutbound, Kind: "user_message"},
+			topology.Stream{Topic: t + topology.SuffixFailures, Kind: "failure"})
+		group = append(group, t+topology.SuffixEvent)
+	}
+	io.CoPartitioned = [][]string{group}
+	return io
+}
+
+// Kind is the send API worker kind.
+func Kind() *topology.Kind {
+	return &topology.Kind{
+		Name: "http_send_api", Role: topology.RoleApplication,
+		Summary:   "HTTP API to send messages through transports, query delivery status and get inbound and events on callbacks",
+		NewConfig: func() topology.WorkerConfig { return &Config{} },
+		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
+			cfg := spec.Config.(*Config)
+			return topology.WorkerFunc(func(ctx context.Context) error {
+				b, err := worker.NewBase(deps, spec, cfg.Common)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				return (&API{Base: b, cfg: cfg}).Run(ctx)
+			}), nil
+		},
+	}
+}
+
+// Record is what the API keeps about a message it sent.
+type Record struct {
+	MessageID     string        `json:"message_id"`
+	TransportName string        `json:"transport_name"`
+	ToAddr        string        `json:"to_addr"`
+	Submitted     string        `json:"submitted_at"`
+	Status        string        `json:"status"`
+	Events        []EventRecord `json:"events"`
+}
+
+// EventRecord is one event about a message.
+type EventRecord struct {
+	EventType      string `json:"event_type"`
+	DeliveryStatus string `json:"delivery_status,omitempty"`
+	NackReason     string `json:"nack_reason,omitempty"`
+	SentMessageID  string `json:"sent_message_id,omitempty"`
+	Timestamp      string `json:"timestamp"`
+}
+
+// API is a running send API.
+type API struct {
+	*worker.Base
+	cfg   *Config
+	view  *goka.View
+	sends string
+	ln    net.Listener
+	ready chan struct{}
+	once  sync.Once
+}
+
+// Addr is the listening address once the API runs.
+func (a *API) Addr() net.Addr { return a.ln.Addr() }
+
+// Run serves until ctx is cancelled.
+func (a *API) Run(ctx context.Context) error {
+	a.sends = a.Deps.Names.Prefix + SendsTopic(a.Name)
+	group := goka.Group(a.Deps.Names.Prefix + a.Name)
+	p, err := a.NewProcessor(a.graph(group))
+	if err != nil {
+		return err
+	}
+	if a.view, err = a.NewView(goka.GroupTable(group), new(gokacodec.Bytes)); err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(a.cfg.WebInterface, strconv.Itoa(a.cfg.WebPort))
+	if a.ln, err = net.Listen("tcp", addr); err != nil {
+		return fmt.Errorf("send api: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 30 * time.Second}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 4)
+	go func() { errs <- p.Run(runCtx) }()
+	go func() { errs <- a.view.Run(runCtx) }()
+	go func() { errs <- a.runCallbacks(runCtx) }()
+	go func() {
+		if err := srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- err
+		}
+	}()
+	go a.RunHeartbeat(runCtx)
+	a.Log.Info("send api listening", "addr", a.ln.Addr().String(), "path", a.cfg.WebPath, "transports", a.cfg.Transports)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	cancel()
+	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutdown)
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return fmt.Errorf("send api %s: %w", a.Name, runErr)
+	}
+	return nil
+}
+
+// graph: sends become outbound messages and records; events update them.
+func (a *API) graph(group goka.Group) *goka.GroupGraph {
+	um := schemas.GokaCodec[schemas.UserMessage]{C: a.Deps.Codecs.UserMessage}
+	edges := []goka.Edge{goka.Input(goka.Stream(a.sends), new(gokacodec.Bytes), a.onSend)}
+	for _, t := range a.cfg.Transports {
+		n := a.Deps.Names
+		edges = append(edges,
+			goka.Input(goka.Stream(n.Event(t)), new(gokacodec.Bytes), a.onEvent),
+			goka.Output(goka.Stream(n.Outbound(t)), um),
+			goka.Output(goka.Stream(n.Failures(t)), schemas.GokaCodec[schemas.Failure]{C: a.Deps.Codecs.Failure}))
+	}
+	edges = append(edges, goka.Persist(new(gokacodec.Bytes)))
+	return goka.DefineGroup(group, edges...)
+}
+
+func (a *API) onSend(g goka.Context, v any) {
+	raw, _ := v.([]byte)
+	var m schemas.UserMessage
+	if err := a.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
+		a.Log.Error("undecodable send request", "offset", g.Offset(), "error", err)
+		return
+	}
+	if g.Value() != nil {
+		return // already sent: a redelivered request
+	}
+	rec := Record{MessageID: m.MessageID, TransportName: m.Transport(), ToAddr: m.To(), Submitted: schemas.FormatVumiTime(m.Timestamp), Status: "submitted", Events: []EventRecord{}}
+	b, _ := json.Marshal(rec)
+	g.SetValue(b)
+	g.Emit(goka.Stream(a.Deps.Names.Outbound(m.Transport())), string(topology.OutboundKey(&m)), &m)
+	a.Count("sent", 1)
+}
+
+func (a *API) onEvent(g goka.Context, v any) {
+	raw, _ := v.([]byte)
+	var e schemas.Event
+	if err := a.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
+		a.Log.Error("undecodable event", "topic", g.Topic(), "offset", g.Offset(), "error", err)
+		return
+	}
+	cur, _ := g.Value().([]byte)
+	if cur == nil {
+		return // not one of ours
+	}
+	var rec Record
+	if err := json.Unmarshal(cur, &rec); err != nil {
+		a.Log.Error("corrupt record", "message_id", e.UserMessageID, "error", err)
+		return
+	}
+	er := EventRecord{EventType: string(e.EventType), Timestamp: schemas.FormatVumiTime(e.Timestamp)}
+	if e.DeliveryStatus != nil {
+		er.DeliveryStatus = string(*e.DeliveryStatus)
+	}
+	if e.NackReason != nil {
+		er.NackReason = *e.NackReason
+	}
+	if e.SentMessageID != nil {
+		er.SentMessageID = *e.SentMessageID
+	}
+	rec.Events = append(rec.Events, er)
+	rec.Status = statusAfter(rec.Status, &e)
+	b, _ := json.Marshal(rec)
+	g.SetValue(b)
+}
+
+// statusAfter folds an event into a message's status: a delivery report
+// is final over an ack; an ack or nack settles a submitted message.
+func statusAfter(cur string, e *schemas.Event) string {
+	switch e.EventType {
+	case schemas.EventAck:
+		if cur == "submitted" {
+			return "ack"
+		}
+	case schemas.EventNack:
+		if cur == "submitted" || cur == "ack" {
+			return "nack"
+		}
+	case schemas.EventDeliveryReport:
+		if e.DeliveryStatus != nil {
+			return string(*e.DeliveryStatus)
+		}
+	}
+	return cur
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	if a.cfg.WebUsername == "" {
+		return true
+	}
+	u, p, ok := r.BasicAuth()
+	return ok && subtle.ConstantTimeCompare([]byte(u), []byte(a.cfg.WebUsername)) == 1 &&
+		subtle.ConstantTimeCompare([]byte(p), []byte(a.cfg.WebPassword)) == 1
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string, fields map[string]string) {
+	body := map[string]any{"error": msg}
+	if len(fields) > 0 {
+		body["fields"] = fields
+	}
+	writeJSON(w, status, body)
+}
+
+func (a *API) routes() http.Handler {
+	mux := http.NewServeMux()
+	p := a.cfg.WebPath
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, 200, map[string]any{"status": "ok", "tables_recovered": a.view.Recovered()})
+	})
+	mux.HandleFunc("POST "+p+"/transports/{transport}/messages", a.send)
+	mux.HandleFunc("GET "+p+"/messages/{id}", a.status)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" && !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="vumi send api"`)
+			writeError(w, http.StatusUnauthorized, "authentication required", nil)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// sendRequest is the POST body.
+type sendRequest struct {
+	ToAddr         *string        `json:"to_addr"`
+	Content        *string        `json:"content"`
+	FromAddr       *string        `json:"from_addr"`
+	SessionEvent   *string        `json:"session_event"`
+	InReplyTo      *string        `json:"in_reply_to"`
+	HelperMetadata map[string]any `json:"helper_metadata"`
+}
+
+func (a *API) send(w http.ResponseWriter, r *http.Request) {
+	transport := r.PathValue("transport")
+	known := false
+	for _, t := range a.cfg.Transports {
+		known = known || t == transport
+	}
+	if !known {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown transport %q (this API sends through %s)", transport, strings.Join(a.cfg.Transports, ", ")), nil)
+		return
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var req sendRequest
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), nil)
+		return
+	}
+	fields := map[string]string{}
+	if req.ToAddr == nil || *req.ToAddr == "" {
+		fields["to_addr"] = "is required"
+	}
+	m := schemas.NewUserMessage()
+	m.ToAddr, m.Content, m.FromAddr, m.InReplyTo = req.ToAddr, req.Content, req.FromAddr, req.InReplyTo
+	m.TransportName = schemas.String(transport)
+	m.HelperMetadata = req.HelperMetadata
+	if req.SessionEvent != nil {
+		if err := m.SetString("session_event", *req.SessionEvent); err != nil {
+			fields["session_event"] = "must be new, resume or close"
+		}
+	}
+	if len(fields) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid message", fields)
+		return
+	}
+	if err := worker.Produce(r.Context(), a.Base, a.Deps.Codecs.UserMessage, a.sends, []byte(m.MessageID), m); err != nil {
+		a.Log.Error("send request not stored", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "message not accepted, try again", nil)
+		return
+	}
+	// Read your writes: wait (briefly) until the status can be queried.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if v, err := a.view.Get(m.MessageID); err == nil && v != nil {
+			break
+		}
+	}
+	js, _ := m.MarshalJSON()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", a.cfg.WebPath+"/messages/"+m.MessageID)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(js)
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	v, err := a.view.Get(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "status store not ready: "+err.Error(), nil)
+		return
+	}
+	b, _ := v.([]byte)
+	if b == nil {
+		writeError(w, http.StatusNotFound, "no message with this id was sent through this API", nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
