@@ -113,7 +113,13 @@ type deployment struct {
 
 func run(t testing.TB, c *cluster, workers string, only ...string) *deployment {
 	t.Helper()
-	cfg, err := topology.Load("test.yaml", []byte(c.config(workers)), kinds(), nil)
+	return runConfig(t, c.config(workers), only...)
+}
+
+// runConfig runs a whole config text until the test ends or stop is called.
+func runConfig(t testing.TB, text string, only ...string) *deployment {
+	t.Helper()
+	cfg, err := topology.Load("test.yaml", []byte(text), kinds(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
