@@ -211,6 +211,10 @@ func (t *Transport) Run(ctx context.Context, h Handler) error {
 	group := t.Deps.Names.Prefix + "transport." + t.cfg.TransportName
 	cl, err := kgo.NewClient(append(t.Deps.KafkaOpts(t.Name+".outbound"),
 		kgo.ConsumerGroup(group),
+		// A crashed instance's partitions move on after 10 s, not the
+		// default 45 s.
+		kgo.SessionTimeout(10*time.Second),
+		kgo.HeartbeatInterval(2*time.Second),
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
