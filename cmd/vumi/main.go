@@ -51,6 +51,7 @@ func commands() []*command {
 		topologyCommand(),
 		kindsCommand(),
 		healthCommand(),
+		failuresCommand(),
 		sendCommand(),
 		tailCommand(),
 		messagesCommand(),

@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -228,5 +232,83 @@ func TestInterspersedFlags(t *testing.T) {
 		if *n != tc.n || strings.Join(fs.Args(), " ") != tc.pos {
 			t.Errorf("%v: n=%d args=%q, want n=%d args=%q", tc.args, *n, fs.Args(), tc.n, tc.pos)
 		}
+	}
+}
+
+// TestFailuresCommand: dead letters can be listed, inspected, retried to
+// the outbound topic and discarded.
+func TestFailuresCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	conn := []string{"-brokers", b.KafkaAddr(), "-registry", b.RegistryURL(), "-transport", "sms"}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	compact := "compact"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, map[string]*string{"cleanup.policy": &compact}, "sms.dead-letters"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, "sms.outbound"); err != nil {
+		t.Fatal(err)
+	}
+	codecs := schemas.NewCodecs(schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{}))
+	if err := codecs.Failure.Register(ctx, "sms.dead-letters"); err != nil {
+		t.Fatal(err)
+	}
+	msg := schemas.NewUserMessage()
+	msg.ToAddr, msg.Content = schemas.String("+27820000001"), schemas.String("retry me")
+	js, _ := msg.MarshalJSON()
+	perm := schemas.FailurePermanent
+	fails := []*schemas.Failure{
+		{FailureID: "f1", Timestamp: schemas.Now(), FailureCode: &perm, Reason: "SMSC said no", MessageType: schemas.String(schemas.TypeUserMessage), Message: schemas.String(string(js))},
+		{FailureID: "f2", Timestamp: schemas.Now(), Reason: "decode: bad magic", Raw: []byte{0xff}},
+	}
+	for _, f := range fails {
+		v, err := codecs.Failure.Encode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "sms.dead-letters", Key: []byte(f.FailureID), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, stderr, code := cli(t, "", append([]string{"failures", "list"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "f1") || !strings.Contains(out, "SMSC said no") || !strings.Contains(out, "f2") || !strings.Contains(stderr, "2 dead letter(s)") {
+		t.Fatalf("list: %d %q %q", code, out, stderr)
+	}
+	out, _, code = cli(t, "", append([]string{"failures", "list", "-reason", "SMSC"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "f1") || strings.Contains(out, "f2") {
+		t.Errorf("list -reason: %d %q", code, out)
+	}
+	out, _, code = cli(t, "", append(append([]string{"failures", "inspect"}, conn...), "f2")...)
+	if code != 0 || !strings.Contains(out, `"raw_base64":"/w=="`) {
+		t.Errorf("inspect: %d %q", code, out)
+	}
+	_, stderr, code = cli(t, "", append(append([]string{"failures", "retry"}, conn...), "f2")...)
+	if code != 1 || !strings.Contains(stderr, "holds no user message") {
+		t.Errorf("retry of an undecodable record: %d %q", code, stderr)
+	}
+	out, _, code = cli(t, "", append(append([]string{"failures", "retry"}, conn...), "f1")...)
+	if code != 0 || !strings.Contains(out, "f1 retried to sms.outbound") {
+		t.Errorf("retry: %d %q", code, out)
+	}
+	out, _, code = cli(t, "", append([]string{"failures", "discard", "-all"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "f2 discarded") {
+		t.Errorf("discard: %d %q", code, out)
+	}
+	_, stderr, _ = cli(t, "", append([]string{"failures", "list"}, conn...)...)
+	if !strings.Contains(stderr, "0 dead letter(s)") {
+		t.Errorf("after retry and discard: %q", stderr)
+	}
+	out, _, code = cli(t, "", "tail", "-brokers", b.KafkaAddr(), "-registry", b.RegistryURL(), "-topic", "sms.outbound", "-from-beginning")
+	if code != 0 || !strings.Contains(out, msg.MessageID) {
+		t.Errorf("the retried message is not on sms.outbound: %q", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
+	"github.com/vumi-kafka/vumi/processors/failures"
 	"github.com/vumi-kafka/vumi/processors/messagestore"
 	"github.com/vumi-kafka/vumi/processors/metrics/aggregator"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
@@ -29,6 +30,7 @@ func kinds() *topology.Registry {
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
+	r.Add(failures.Kind())
 	r.Add(messagestore.Kind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
 	r.Add(aggregator.Kind())

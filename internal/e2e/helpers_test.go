@@ -26,6 +26,7 @@ import (
 	"github.com/vumi-kafka/vumi/processors/app"
 	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
+	"github.com/vumi-kafka/vumi/processors/failures"
 	"github.com/vumi-kafka/vumi/processors/messagestore"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
@@ -96,6 +97,7 @@ func kinds() *topology.Registry {
 	r.Add(devnull.Kind())
 	r.Add(httpapi.Kind())
 	r.Add(sendapi.Kind())
+	r.Add(failures.Kind(), flakyKind())
 	r.Add(words.Kinds()...)
 	r.Add(failingKind(), benchTransportKind(), counterKind())
 	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
