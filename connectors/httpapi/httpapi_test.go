@@ -264,3 +264,30 @@ func js(t testing.TB, m *schemas.UserMessage) string {
 	}
 	return string(b)
 }
+
+// TestKafkaDownAnswers503: with the broker gone, a request is answered
+// 503 within about publish_timeout instead of hanging.
+func TestKafkaDownAnswers503(t *testing.T) {
+	e := transporttest.Start(t, kinds(), "api", `
+  - name: api
+    kind: http_api
+    transport_name: api
+    web_path: /send
+    web_port: ${WEB_PORT}
+    web_interface: 127.0.0.1
+    publish_timeout: 0.5
+`)
+	e.Broker.Cluster().Close()
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(e.BaseURL + "/send?" + q("content", "x", "to_addr", "1", "from_addr", "2").Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("status %d, want 503", resp.StatusCode)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("answered after %v, want about 0.5 s", took)
+	}
+}

@@ -161,7 +161,7 @@ func (o *oldAPI) HandleRequest(ctx context.Context, s *httprpc.Server, r *httprp
 		if id := o.cfg.Identities[user]; id.DefaultTransport != "" {
 			m.HelperMetadata = schemas.Metadata{"default_transport": id.DefaultTransport}
 		}
-		if err := s.PublishMessage(ctx, m); err != nil {
+		if err := s.PublishInbound(ctx, m); err != nil {
 			s.Log.Error("inbound message not published", "error", err)
 			r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
 			return

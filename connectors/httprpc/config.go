@@ -64,6 +64,10 @@ type Config struct {
 	// RPCLiveness is how long, in seconds, an instance is considered alive
 	// after its last presence beat when forwarding replies; default 5.
 	RPCLiveness float64 `yaml:"rpc_liveness"`
+	// PublishTimeout bounds, in seconds, publishing a request's inbound
+	// message: when Kafka is unreachable the client gets a 503 this soon
+	// instead of hanging; default 1.
+	PublishTimeout float64 `yaml:"publish_timeout"`
 
 	defaults bool
 }
@@ -102,6 +106,9 @@ func (c *Config) ValidateRPC() error {
 		if c.RPCLiveness == 0 {
 			c.RPCLiveness = 5
 		}
+		if c.PublishTimeout == 0 {
+			c.PublishTimeout = 1
+		}
 	}
 	var errs []error
 	if c.WebPath == "" {
@@ -124,6 +131,9 @@ func (c *Config) ValidateRPC() error {
 	}
 	if c.ResponseTimeDegraded < 0 || c.ResponseTimeDown < c.ResponseTimeDegraded {
 		errs = append(errs, fmt.Errorf("key response_time_down: %v must be at least response_time_degraded (%v)", c.ResponseTimeDown, c.ResponseTimeDegraded))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
 	}
 	if c.RPCLiveness <= 0 {
 		errs = append(errs, fmt.Errorf("key rpc_liveness: must be positive, got %v", c.RPCLiveness))

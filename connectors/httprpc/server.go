@@ -307,7 +307,16 @@ func (s *Server) Publish(ctx context.Context, r *Request, m *schemas.UserMessage
 		"deadline": json.Number(strconv.FormatInt(r.Start.Add(s.cfg.requestTimeout()).UnixMilli(), 10)),
 	}
 	r.toAddr = m.To()
-	return s.PublishMessage(ctx, m)
+	return s.PublishInbound(ctx, m)
+}
+
+// PublishInbound publishes an inbound message within publish_timeout, so
+// that a request fails fast (and its handler can answer 503) when Kafka is
+// unreachable; for messages not bound to a waiting request.
+func (s *Server) PublishInbound(ctx context.Context, m *schemas.UserMessage) error {
+	pctx, cancel := context.WithTimeout(ctx, secs(s.cfg.PublishTimeout))
+	defer cancel()
+	return s.PublishMessage(pctx, m)
 }
 
 // cleanup closes requests older than request_timeout.
