@@ -55,3 +55,13 @@ func TestClient(t *testing.T) {
 		}
 	}
 }
+
+func FuzzEndpoints(f *testing.F) {
+	for _, s := range []string{"tcp:9010", "tcp:port=1:interface=\\:\\:1", "tcp:host=a:port=2", "127.0.0.1:80", ":", "tcp:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = Server(s)
+		_, _ = Client(s)
+	})
+}
