@@ -136,6 +136,9 @@ func (m Metadata) MarshalText() ([]byte, error) {
 	if len(m) == 0 {
 		return nil, nil
 	}
+	if b, ok := appendFlatJSON(make([]byte, 0, 64), m); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(map[string]any(m))
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
@@ -147,6 +150,10 @@ func (m Metadata) MarshalText() ([]byte, error) {
 func (m *Metadata) UnmarshalText(b []byte) error {
 	if len(b) == 0 || bytes.Equal(b, emptyObject) {
 		*m = nil
+		return nil
+	}
+	if flat, ok := parseFlatJSON(b); ok {
+		*m = flat
 		return nil
 	}
 	v, err := decodeJSONValue(b)
