@@ -3,19 +3,28 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
 )
 
-// connFlags are the flags of commands that talk to Kafka and the registry.
+// connFlags are the flags of commands that talk to Kafka and the registry:
+// either -brokers and -registry, or -c FILE to use a deployment config's
+// cluster section (its brokers, TLS, SASL and registry).
 type connFlags struct {
 	brokers      string
 	registry     string
 	registryUser string
 	registryPass string
+	config       string
+
+	deps *topology.Deps // from -c
 }
 
 func (c *connFlags) register(fs *flag.FlagSet) {
@@ -23,6 +32,29 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.registry, "registry", envOr("VUMI_REGISTRY_URL", "http://127.0.0.1:8081"), "schema registry URL ($VUMI_REGISTRY_URL)")
 	fs.StringVar(&c.registryUser, "registry-username", envOr("VUMI_REGISTRY_USERNAME", ""), "schema registry basic-auth user ($VUMI_REGISTRY_USERNAME)")
 	fs.StringVar(&c.registryPass, "registry-password", envOr("VUMI_REGISTRY_PASSWORD", ""), "schema registry basic-auth password ($VUMI_REGISTRY_PASSWORD)")
+	fs.StringVar(&c.config, "c", "", "use this deployment config's cluster section (brokers, TLS, SASL, registry) instead of -brokers and -registry")
+}
+
+// fromConfig loads -c once.
+func (c *connFlags) fromConfig() (*topology.Deps, error) {
+	if c.config == "" || c.deps != nil {
+		return c.deps, nil
+	}
+	cfg, err := topology.LoadFile(c.config, kinds())
+	if err != nil {
+		return nil, err
+	}
+	cl := &cfg.Cluster
+	brokers, regURL := cl.Kafka.Brokers, cl.SchemaRegistry.URL
+	if cl.IsEmbedded() {
+		brokers = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(cl.Embedded.KafkaPort))}
+		if regURL == "" {
+			regURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cl.Embedded.RegistryPort))
+		}
+	}
+	reg := schemas.NewRegistryClient(regURL, schemas.RegistryClientOptions{Username: cl.SchemaRegistry.Username, Password: cl.SchemaRegistry.Password})
+	c.deps, err = topology.NewDeps(cl, brokers, reg, kinds(), slog.New(slog.DiscardHandler))
+	return c.deps, err
 }
 
 func (c *connFlags) seeds() ([]string, error) {
@@ -39,17 +71,30 @@ func (c *connFlags) seeds() ([]string, error) {
 }
 
 func (c *connFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	seeds, err := c.seeds()
+	deps, err := c.fromConfig()
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	var base []kgo.Opt
+	if deps != nil {
+		base = deps.KafkaOpts("cli")
+	} else {
+		seeds, err := c.seeds()
+		if err != nil {
+			return nil, err
+		}
+		base = []kgo.Opt{kgo.SeedBrokers(seeds...)}
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client for %s: %w", c.brokers, err)
+		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	return cl, nil
 }
 
-func (c *connFlags) registryClient() *schemas.RegistryClient {
+func (c *connFlags) registryClient() schemas.Registry {
+	if deps, err := c.fromConfig(); err == nil && deps != nil {
+		return deps.Registry
+	}
 	return schemas.NewRegistryClient(c.registry, schemas.RegistryClientOptions{Username: c.registryUser, Password: c.registryPass})
 }

@@ -149,6 +149,17 @@ func TestTopicsSendTail(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "sms.inbound") || !strings.Contains(out, "partitions=3") {
 		t.Fatalf("topics list: %d %q", code, out)
 	}
+	// The same through a deployment config's cluster section (-c).
+	_, kport, _ := strings.Cut(b.KafkaAddr(), ":")
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	cfgText := "cluster:\n  kafka: {brokers: [127.0.0.1:" + kport + "]}\n  schema_registry: {url: " + b.RegistryURL() + "}\nworkers:\n  - {name: e, kind: echo, transport_name: sms}\n"
+	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = cli(t, "", "topics", "list", "-c", cfgFile)
+	if code != 0 || !strings.Contains(out, "sms.inbound") {
+		t.Fatalf("topics list -c: %d %q %q", code, out, stderr)
+	}
 
 	// Two messages as JSON lines on stdin, one with a bad field.
 	lines := `{"message_id": "m1", "to_addr": "1234", "from_addr": "27761234567", "content": "hello", "transport_name": "sms", "transport_type": "sms"}
