@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,16 +15,23 @@ import (
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-// TestKillWorkersUnderLoad: a pipeline of separate processes (vumi broker;
-// the echo application; a devnull transport acking the replies) takes a
-// steady stream of inbound messages while each worker in turn is killed
-// with SIGKILL and started again. Every message still gets its reply and
-// every reply its ack; duplicates are counted and reported.
-func TestKillWorkersUnderLoad(t *testing.T) {
-	bin := buildBinary(t)
+// pipeline is a vumi broker process, the echo application and a devnull
+// transport acking the replies, each its own process.
+type pipeline struct {
+	bin, cfgFile, dataDir  string
+	kafkaPort, regPort     int
+	broker, app, transport *process
+	codecs                 *schemas.Codecs
+	cl                     *kgo.Client
+}
+
+var workerEnv = []string{"VUMI_METRICS_ADDR="}
+
+func startPipeline(t *testing.T, ctx context.Context) *pipeline {
+	p := &pipeline{bin: buildBinary(t), kafkaPort: freePort(t), regPort: freePort(t)}
 	dir := t.TempDir()
-	kafkaPort, regPort := freePort(t), freePort(t)
-	cfgFile := filepath.Join(dir, "pipeline.yaml")
+	p.dataDir = filepath.Join(dir, "data")
+	p.cfgFile = filepath.Join(dir, "pipeline.yaml")
 	cfgText := fmt.Sprintf(`cluster:
   embedded: {data_dir: %s, kafka_port: %d, registry_port: %d}
   partitions: 4
@@ -42,28 +48,22 @@ workers:
     failure_rate: 0
     reply_rate: 0
     amqp_prefetch_count: 50
-`, filepath.Join(dir, "data"), kafkaPort, regPort)
-	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o644); err != nil {
+`, p.dataDir, p.kafkaPort, p.regPort)
+	if err := os.WriteFile(p.cfgFile, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	broker := start(t, bin, nil, "broker", "-data-dir", filepath.Join(dir, "data"), "-kafka-port", fmt.Sprint(kafkaPort), "-registry-port", fmt.Sprint(regPort))
-	defer broker.stop(t)
-	workerEnv := []string{"VUMI_METRICS_ADDR="}
-	app := start(t, bin, workerEnv, "worker", "-c", cfgFile, "echo")
-	transport := start(t, bin, workerEnv, "worker", "-c", cfgFile, "devnull")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", kafkaPort)
-	codecs := schemas.NewCodecs(schemas.NewRegistryClient(fmt.Sprintf("http://127.0.0.1:%d", regPort), schemas.RegistryClientOptions{}))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr))
-	if err != nil {
+	p.startBroker(t)
+	p.app = start(t, p.bin, workerEnv, "worker", "-c", p.cfgFile, "echo")
+	p.transport = start(t, p.bin, workerEnv, "worker", "-c", p.cfgFile, "devnull")
+	p.codecs = schemas.NewCodecs(schemas.NewRegistryClient(fmt.Sprintf("http://127.0.0.1:%d", p.regPort), schemas.RegistryClientOptions{}))
+	var err error
+	if p.cl, err = kgo.NewClient(kgo.SeedBrokers(fmt.Sprintf("127.0.0.1:%d", p.kafkaPort))); err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(p.cl.Close)
 	// Wait until the workers have created the topics.
 	for {
-		tds, err := kadm.NewClient(cl).ListTopics(ctx, "sms.inbound", "sms.event")
+		tds, err := kadm.NewClient(p.cl).ListTopics(ctx, "sms.inbound", "sms.event")
 		if err == nil && len(tds) == 2 && tds["sms.inbound"].Err == nil && tds["sms.event"].Err == nil {
 			break
 		}
@@ -72,96 +72,89 @@ workers:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := codecs.UserMessage.Register(ctx, "sms.inbound"); err != nil {
+	if err := p.codecs.UserMessage.Register(ctx, "sms.inbound"); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
 
-	// A steady stream of 1,500 messages at about 500/s.
-	const n = 1500
+func (p *pipeline) startBroker(t *testing.T) {
+	p.broker = start(t, p.bin, nil, "broker", "-data-dir", p.dataDir, "-kafka-port", fmt.Sprint(p.kafkaPort), "-registry-port", fmt.Sprint(p.regPort))
+}
+
+// load produces n inbound messages at about 500/s, retrying each until the
+// broker takes it (the broker may be restarting), and returns their ids.
+func (p *pipeline) load(t *testing.T, ctx context.Context, n int, done chan<- []string) {
 	sent := make([]string, n)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for i := range n {
-			<-tick.C
-			m := schemas.NewUserMessage()
-			m.FromAddr, m.ToAddr = schemas.String(fmt.Sprintf("+2783%07d", i%200)), schemas.String("1234")
-			m.Content = schemas.String(fmt.Sprintf("message %d", i))
-			sent[i] = m.MessageID
-			v, err := codecs.UserMessage.Encode(m)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "sms.inbound", Key: topology.InboundKey(m), Value: v}).FirstErr(); err != nil {
-				t.Error(err)
-				return
-			}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for i := range n {
+		<-tick.C
+		m := schemas.NewUserMessage()
+		m.FromAddr, m.ToAddr = schemas.String(fmt.Sprintf("+2783%07d", i%200)), schemas.String("1234")
+		m.Content = schemas.String(fmt.Sprintf("message %d", i))
+		sent[i] = m.MessageID
+		v, err := p.codecs.UserMessage.Encode(m)
+		if err != nil {
+			t.Error(err)
+			break
 		}
-	}()
-	// Kill each worker once, mid-stream, and bring it back.
-	time.Sleep(800 * time.Millisecond)
-	kill(t, app)
-	app = start(t, bin, workerEnv, "worker", "-c", cfgFile, "echo")
-	time.Sleep(800 * time.Millisecond)
-	kill(t, transport)
-	transport = start(t, bin, workerEnv, "worker", "-c", cfgFile, "devnull")
-	wg.Wait()
+		for ctx.Err() == nil {
+			if err := p.cl.ProduceSync(ctx, &kgo.Record{Topic: "sms.inbound", Key: topology.InboundKey(m), Value: v}).FirstErr(); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	done <- sent
+}
 
-	// Every inbound message gets a reply, and every reply an ack.
-	reader, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr), kgo.ConsumeTopics("sms.outbound", "sms.event"),
+// verify checks every sent message got a reply and every reply an ack.
+func (p *pipeline) verify(t *testing.T, ctx context.Context, sent []string) {
+	reader, err := kgo.NewClient(kgo.SeedBrokers(fmt.Sprintf("127.0.0.1:%d", p.kafkaPort)), kgo.ConsumeTopics("sms.outbound", "sms.event"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reader.Close()
-	replyTo := map[string]string{} // reply id -> inbound id
-	replies := map[string]int{}    // inbound id -> replies
-	acks := map[string]int{}       // reply id -> acks
-	complete := func() bool {
+	replyTo := map[string]string{}
+	replies := map[string]int{}
+	acks := map[string]int{}
+	missing := func() (int, int) {
+		r, a := 0, 0
 		for _, id := range sent {
 			if replies[id] == 0 {
-				return false
+				r++
 			}
 		}
-		for r := range replyTo {
-			if acks[r] == 0 {
-				return false
+		for id := range replyTo {
+			if acks[id] == 0 {
+				a++
 			}
 		}
-		return true
+		return r, a
 	}
-	for !complete() {
+	for {
+		if r, a := missing(); r == 0 && a == 0 {
+			break
+		}
 		fs := reader.PollFetches(ctx)
 		if ctx.Err() != nil {
-			missingReplies, missingAcks := 0, 0
-			for _, id := range sent {
-				if replies[id] == 0 {
-					missingReplies++
-				}
-			}
-			for r := range replyTo {
-				if acks[r] == 0 {
-					missingAcks++
-				}
-			}
-			t.Fatalf("timed out: %d messages without a reply, %d replies without an ack", missingReplies, missingAcks)
+			r, a := missing()
+			t.Fatalf("timed out: %d messages without a reply, %d replies without an ack", r, a)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			switch r.Topic {
 			case "sms.outbound":
 				var m schemas.UserMessage
-				if err := codecs.UserMessage.Decode(r.Value, &m); err != nil {
+				if err := p.codecs.UserMessage.Decode(r.Value, &m); err != nil {
 					t.Fatal(err)
 				}
 				replyTo[m.MessageID] = *m.InReplyTo
 				replies[*m.InReplyTo]++
 			case "sms.event":
 				var e schemas.Event
-				if err := codecs.Event.Decode(r.Value, &e); err != nil {
+				if err := p.codecs.Event.Decode(r.Value, &e); err != nil {
 					t.Fatal(err)
 				}
 				if e.EventType == schemas.EventAck {
@@ -177,9 +170,47 @@ workers:
 	for _, c := range acks {
 		dupAcks += c - 1
 	}
-	t.Logf("%d messages: all replied and acked; %d duplicate replies, %d duplicate acks (at-least-once after SIGKILL)", n, dupReplies, dupAcks)
-	app.stop(t)
-	transport.stop(t)
+	t.Logf("%d messages: all replied and acked; %d duplicate replies, %d duplicate acks (at-least-once)", len(sent), dupReplies, dupAcks)
+}
+
+// TestKillWorkersUnderLoad: while the pipeline takes a steady stream of
+// inbound messages, each worker in turn is killed with SIGKILL and started
+// again. Every message still gets its reply and every reply its ack.
+func TestKillWorkersUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	p := startPipeline(t, ctx)
+	done := make(chan []string, 1)
+	go p.load(t, ctx, 1500, done)
+	time.Sleep(800 * time.Millisecond)
+	kill(t, p.app)
+	p.app = start(t, p.bin, workerEnv, "worker", "-c", p.cfgFile, "echo")
+	time.Sleep(800 * time.Millisecond)
+	kill(t, p.transport)
+	p.transport = start(t, p.bin, workerEnv, "worker", "-c", p.cfgFile, "devnull")
+	p.verify(t, ctx, <-done)
+	p.app.stop(t)
+	p.transport.stop(t)
+	p.broker.stop(t)
+}
+
+// TestBrokerRestartUnderLoad: the broker is killed with SIGKILL mid-stream
+// and started again on its data directory; the workers recover by
+// themselves and nothing is lost.
+func TestBrokerRestartUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	p := startPipeline(t, ctx)
+	done := make(chan []string, 1)
+	go p.load(t, ctx, 1500, done)
+	time.Sleep(1200 * time.Millisecond)
+	kill(t, p.broker)
+	time.Sleep(500 * time.Millisecond)
+	p.startBroker(t)
+	p.verify(t, ctx, <-done)
+	p.app.stop(t)
+	p.transport.stop(t)
+	p.broker.stop(t)
 }
 
 func kill(t *testing.T, p *process) {
