@@ -40,6 +40,13 @@ go test ./connectors/httpapi/ -run '^$' -bench 'SyncReplyAt1000PerSecond$' -benc
   echo "# (BenchmarkStack4Layers, the four-layer middleware stack, target <= 5 us/msg, is with the unit benchmarks)"
 } >>"$tmp"
 go test ./internal/e2e/ -run '^$' -bench 'StoreMixedTraffic$' -benchtime 100000x -count 1 | tee -a "$tmp"
+{
+  echo
+  echo "## dispatchers"
+  echo "# BenchmarkDispatcherHop: 200,000 inbound messages through one keyword dispatcher hop on the embedded broker (target >= 20,000 msgs/s)"
+  echo "# (BenchmarkRoutingMemoryLookup, event routing memory in LevelDB with 1,000,000 remembered ids, is with the unit benchmarks)"
+} >>"$tmp"
+go test ./internal/e2e/ -run '^$' -bench 'DispatcherHop$' -benchtime 200000x -count 1 | tee -a "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 echo "wrote $out"

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes every Fuzz* target for the given time each (default 30s).
+# Fuzzes every Fuzz* target for the given -fuzztime each: a duration such
+# as 30s, or an iteration count such as 3000x (default 30s). CI uses a
+# count: under load, duration-based runs can end in a spurious "context
+# deadline exceeded".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${1:-30s}

@@ -99,7 +99,9 @@ func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) err
 	}
 	if opts.MetricsAddr != "" {
 		if err := serveMetrics(ctx, deps, opts.MetricsAddr, log); err != nil {
-			return err
+			// Metrics are not worth refusing to run for (the default port
+			// may be taken on a developer's machine).
+			log.Warn("not serving /metrics", "addr", opts.MetricsAddr, "error", err)
 		}
 	}
 	if err := Prepare(ctx, deps, graph, log); err != nil {

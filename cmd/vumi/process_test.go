@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,13 +38,31 @@ func buildBinary(t *testing.T) string {
 // process is a running vumi subcommand.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	exited chan error
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the process writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func start(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	p := &process{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -148,6 +167,9 @@ func TestDemoProcess(t *testing.T) {
 			fmt.Sprintf("VUMI_KAFKA_PORT=%d", freePort(t)),
 			fmt.Sprintf("VUMI_REGISTRY_PORT=%d", freePort(t)),
 			fmt.Sprintf("TELNET_PORT=%d", telnetPort),
+			fmt.Sprintf("SMSC_PORT=%d", freePort(t)),
+			fmt.Sprintf("SMSC_HTTP_PORT=%d", freePort(t)),
+			fmt.Sprintf("VUMI_METRICS_ADDR=127.0.0.1:%d", freePort(t)),
 		}, "run", "-c", "../../deploy/local/vumi.yaml")
 		echoSession(t, telnetPort, fmt.Sprintf("hallo world %d", round))
 		p.stop(t)

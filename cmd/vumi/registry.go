@@ -32,7 +32,7 @@ func kinds() *topology.Registry {
 	r.Add(sendapi.Kind())
 	r.Add(failures.Kind())
 	r.Add(messagestore.Kind())
-	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
+	r.Add(routers.Kinds()...)
 	r.Add(aggregator.Kind())
 	r.Add(graphite.Kind())
 	r.AddMiddleware(builtin.Kinds()...)

@@ -37,10 +37,12 @@ import (
 
 // cluster is an embedded broker + registry for one test.
 type cluster struct {
-	b      *broker.Broker
-	state  string
-	codecs *schemas.Codecs
-	any    *schemas.AnyDecoder
+	b     *broker.Broker
+	state string
+	// external lists more topics written from outside the deployment.
+	external []string
+	codecs   *schemas.Codecs
+	any      *schemas.AnyDecoder
 }
 
 func startCluster(t testing.TB) *cluster {
@@ -86,8 +88,16 @@ func (c *cluster) config(workers string) string {
     sms.outbound: {external: true}
     dn.outbound: {external: true}
     api.outbound: {external: true}
-workers:
-%s`, c.b.KafkaAddr(), c.b.RegistryURL(), c.state, workers)
+%sworkers:
+%s`, c.b.KafkaAddr(), c.b.RegistryURL(), c.state, c.externalTopics(), workers)
+}
+
+func (c *cluster) externalTopics() string {
+	var b strings.Builder
+	for _, t := range c.external {
+		fmt.Fprintf(&b, "    %s: {external: true}\n", t)
+	}
+	return b.String()
 }
 
 // kinds is the registry of the tests: the shipped kinds plus test ones.
@@ -100,7 +110,8 @@ func kinds() *topology.Registry {
 	r.Add(failures.Kind(), flakyKind())
 	r.Add(words.Kinds()...)
 	r.Add(failingKind(), benchTransportKind(), counterKind())
-	r.Add(routers.DispatcherKind(), routers.PassThroughKind())
+	r.Add(routers.Kinds()...)
+	r.Add(phoneKind())
 	r.Add(messagestore.Kind())
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind(), brokenKind())

@@ -57,9 +57,10 @@ type Manager struct {
 	dropped   atomic.Int64
 	pubMu     sync.Mutex // one publish at a time
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	runMu   sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
+	stopped bool
 }
 
 type publisherBox struct{ p Publisher }
@@ -257,10 +258,13 @@ func (m *Manager) Published() int64 { return m.published.Load() }
 // Start publishes every publish interval until Stop is called or ctx is
 // done (Vumi's start_polling).
 func (m *Manager) Start(ctx context.Context) {
-	m.once.Do(func() {
-		m.stop, m.done = make(chan struct{}), make(chan struct{})
-		go m.loop(ctx)
-	})
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	if m.stop != nil || m.stopped {
+		return // running already, or stopped for good
+	}
+	m.stop, m.done = make(chan struct{}), make(chan struct{})
+	go m.loop(ctx)
 }
 
 func (m *Manager) loop(ctx context.Context) {
@@ -284,13 +288,17 @@ func (m *Manager) loop(ctx context.Context) {
 // Stop stops the publishing loop and publishes what is still waiting, so a
 // worker that stops does not lose its last counts.
 func (m *Manager) Stop(ctx context.Context) error {
-	if m.stop != nil {
-		select {
-		case <-m.stop:
-		default:
-			close(m.stop)
-		}
-		<-m.done
+	// Start and Stop may run on different goroutines (a worker's heartbeat
+	// starts publishing; its Close stops it): the mutex orders them.
+	m.runMu.Lock()
+	stop, done := m.stop, m.done
+	if stop != nil && !m.stopped {
+		close(stop)
+	}
+	m.stopped = true
+	m.runMu.Unlock()
+	if done != nil {
+		<-done
 	}
 	if m.pub.Load() == nil {
 		return nil

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -385,11 +386,14 @@ func (d *Dispatcher) RunWith(ctx context.Context, opts ...goka.ProcessorOption) 
 	}
 	d.proc.Store(p)
 	defer d.proc.Store(nil)
+	// The background goroutines end before the deferred Close runs.
 	hbCtx, stop := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer bg.Wait()
 	defer stop()
-	go d.RunHeartbeat(hbCtx)
+	bg.Go(func() { d.RunHeartbeat(hbCtx) })
 	if s, ok := d.router.(Sweeper); ok && s.SweepInterval() > 0 {
-		go d.sweepEvery(hbCtx, p, s.SweepInterval())
+		bg.Go(func() { d.sweepEvery(hbCtx, p, s.SweepInterval()) })
 	}
 	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("dispatcher %s: %w", d.Name, err)
