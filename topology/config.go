@@ -371,6 +371,18 @@ func loadWorker(n *yaml.Node, reg *Registry) (*WorkerSpec, error) {
 			return fail(&KeyError{Key: kind.SelectBy, Line: sel.Line, Msg: fmt.Sprintf("unknown %s %q; known: %s", kind.SelectBy, sel.Value, strings.Join(reg.KindNamesOf(kind.Role), ", "))})
 		}
 		kind = chosen
+	} else {
+		// A specific kind may repeat the selecting key (router_class), but
+		// it must name the same kind.
+		for _, g := range reg.generic(kind.Role) {
+			sel := get(g.SelectBy)
+			if sel == nil || sel.Value == "" {
+				continue
+			}
+			if named, ok := reg.Kind(sel.Value); !ok || named != kind {
+				return fail(&KeyError{Key: g.SelectBy, Line: sel.Line, Msg: fmt.Sprintf("%q does not name kind %s (give one or the other, or kind: %s)", sel.Value, kind.Name, g.Name)})
+			}
+		}
 	}
 	w.Kind = kind
 	skip := map[string]bool{"name": true, "kind": true, "middleware": true}

@@ -159,6 +159,17 @@ func (r *Registry) KindNamesOf(role Role) []string {
 	return out
 }
 
+// generic returns the kinds of a role that select another by a key.
+func (r *Registry) generic(role Role) []*Kind {
+	var out []*Kind
+	for _, n := range r.primary {
+		if k := r.kinds[n]; k.Role == role && k.SelectBy != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // MiddlewareNames returns the primary middleware kind names, sorted.
 func (r *Registry) MiddlewareNames() []string { return append([]string(nil), r.mwPrimary...) }
 

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
 )
 
 // TestDispatcherPassThrough: telnet -> dispatcher (Vumi config style, with
@@ -53,5 +55,28 @@ func TestDispatcherPassThrough(t *testing.T) {
 	in := c.collect(t, c.consumer(t, "reverser.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
 	if trail := in[1].(*schemas.UserMessage).HelperMetadata["trail"]; fmt.Sprint(trail) != "[d1:consume d1:publish]" {
 		t.Errorf("dispatcher trail = %v", trail)
+	}
+}
+
+func TestRouterClassMustMatchKind(t *testing.T) {
+	c := startCluster(t)
+	_, err := topology.Load("x.yaml", []byte(c.config(`
+  - name: d
+    kind: passthrough_router
+    router_class: vumi.dispatchers.base.SimpleDispatchRouter
+    transport_names: [a]
+    exposed_names: [b]
+`)), kinds(), nil)
+	if err == nil || !strings.Contains(err.Error(), `key router_class: "vumi.dispatchers.base.SimpleDispatchRouter" does not name kind passthrough_router`) {
+		t.Errorf("error = %v", err)
+	}
+	if _, err := topology.Load("x.yaml", []byte(c.config(`
+  - name: d
+    kind: passthrough_router
+    router_class: passthrough
+    transport_names: [a]
+    exposed_names: [b]
+`)), kinds(), nil); err != nil {
+		t.Errorf("a matching router_class: %v", err)
 	}
 }
