@@ -42,3 +42,17 @@ fi
 if [ ! -f "$node_dir/node_modules/.package-lock.json" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
   (cd "$node_dir" && npm ci --no-audit --no-fund)
 fi
+
+# prosody and ngircd: the real XMPP and IRC servers of the chat transports'
+# end-to-end tests (connectors/xmpp/prosody_test.go,
+# connectors/irc/ngircd_test.go). The tests start them on loopback with
+# temporary configs; the system services are not used.
+# ngircd lives in /usr/sbin, which is not on every user's PATH.
+if ! command -v prosody >/dev/null 2>&1 || ! command -v prosodyctl >/dev/null 2>&1 || { ! command -v ngircd >/dev/null 2>&1 && [ ! -x /usr/sbin/ngircd ]; }; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "prosody and ngircd are required (run as root, or: sudo apt-get install prosody ngircd)" >&2
+    exit 1
+  fi
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prosody ngircd
+fi

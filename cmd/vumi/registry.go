@@ -4,10 +4,13 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/graphite"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
+	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
+	"github.com/vumi-kafka/vumi/connectors/twitter"
+	"github.com/vumi-kafka/vumi/connectors/xmpp"
 	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/failures"
@@ -23,6 +26,9 @@ import (
 func kinds() *topology.Registry {
 	r := topology.NewRegistry()
 	r.Add(telnet.Kinds()...)
+	r.Add(irc.Kinds()...)
+	r.Add(xmpp.Kinds()...)
+	r.Add(twitter.Kinds()...)
 	r.Add(devnull.Kind())
 	r.Add(httpapi.Kind())
 	r.Add(httpapi.OldKinds()...)
