@@ -11,6 +11,11 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/connectors/twitter"
 	"github.com/vumi-kafka/vumi/connectors/xmpp"
+	"github.com/vumi-kafka/vumi/processors/apps/demos"
+	"github.com/vumi-kafka/vumi/processors/apps/httprelay"
+	"github.com/vumi-kafka/vumi/processors/apps/rapidsms"
+	"github.com/vumi-kafka/vumi/processors/apps/sandbox"
+	"github.com/vumi-kafka/vumi/processors/apps/scheduler"
 	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/failures"
@@ -36,6 +41,9 @@ func kinds() *topology.Registry {
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
+	r.Add(httprelay.Kind(), rapidsms.Kind(), scheduler.Kind())
+	r.Add(sandbox.Kinds()...)
+	r.Add(demos.Kinds()...)
 	r.Add(failures.Kind())
 	r.Add(messagestore.Kind())
 	r.Add(routers.Kinds()...)

@@ -88,9 +88,16 @@ func newForwarder(ctx context.Context, s *Server) (*forwarder, error) {
 
 func (f *forwarder) close() {
 	// Leave: a tombstone tells the others at once.
+	// Wait for it at most 5 s: with Kafka unreachable even ProduceSync with
+	// a deadline was seen to block.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = f.cl.ProduceSync(ctx, &kgo.Record{Topic: f.presence, Key: []byte(f.s.instance)}).FirstErr()
+	done := make(chan struct{})
+	f.cl.Produce(ctx, &kgo.Record{Topic: f.presence, Key: []byte(f.s.instance)}, func(*kgo.Record, error) { close(done) })
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	f.cl.Close()
 }
 

@@ -129,6 +129,14 @@ func (s *Server) Pending() int {
 // Run serves HTTP and consumes replies until ctx is cancelled.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.Close()
+	// Reach Kafka first, so that the port only opens once requests can be
+	// served (and answered 503 should Kafka go away later).
+	var err error
+	s.rpc, err = newForwarder(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer s.rpc.close()
 	addr := net.JoinHostPort(s.cfg.WebInterface, strconv.Itoa(s.cfg.WebPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -136,12 +144,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("http rpc: listen on %s: %w", addr, err)
 	}
 	s.ln = ln
-	s.rpc, err = newForwarder(ctx, s)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer s.rpc.close()
 	mux := http.NewServeMux()
 	mux.Handle("/"+strings.TrimLeft(s.cfg.HealthPath, "/"), http.HandlerFunc(s.health))
 	mux.Handle("/", s.authenticated(http.HandlerFunc(s.serveRPC)))

@@ -224,7 +224,14 @@ func (t *Transport) Run(ctx context.Context, h Handler) error {
 	if err != nil {
 		return fmt.Errorf("transport %s: consumer: %w", t.cfg.TransportName, err)
 	}
-	defer cl.Close()
+	defer func() {
+		// Leave the group within a bound: with Kafka unreachable, Close
+		// alone could wait on it for a long time.
+		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = cl.LeaveGroupContext(lctx)
+		cancel()
+		cl.Close()
+	}()
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 	go t.RunHeartbeat(hbCtx)

@@ -39,7 +39,10 @@ type Config struct {
 	// processor handles one message per partition at a time, so
 	// parallelism comes from partitions.
 	AmqpPrefetchCount int `yaml:"amqp_prefetch_count"`
-	worker.Common     `yaml:",inline"`
+	// Scheduler names the message_scheduler worker that Context.Schedule
+	// publishes to (its <scheduler>.schedule topic); none by default.
+	Scheduler     string `yaml:"scheduler"`
+	worker.Common `yaml:",inline"`
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -53,6 +56,9 @@ func (c *Config) ValidateBase() error {
 	}
 	if !nameRe.MatchString(c.TransportName) {
 		return fmt.Errorf("key transport_name: %q may only contain letters, digits, '_' and '-'", c.TransportName)
+	}
+	if c.Scheduler != "" && !nameRe.MatchString(c.Scheduler) {
+		return fmt.Errorf("key scheduler: %q is not a worker name", c.Scheduler)
 	}
 	for ep, fields := range c.SendTo {
 		for k := range fields {
@@ -78,7 +84,7 @@ func sortedSet(m map[string]bool) []string {
 func (c *Config) IO(name string) topology.IO {
 	n := c.TransportName
 	table := string(goka.GroupTable(goka.Group(name)))
-	return topology.IO{
+	io := topology.IO{
 		Consumes: []topology.Stream{
 			{Topic: n + topology.SuffixInbound, Kind: "user_message"},
 			{Topic: n + topology.SuffixEvent, Kind: "event"},
@@ -91,7 +97,14 @@ func (c *Config) IO(name string) topology.IO {
 		},
 		CoPartitioned: [][]string{{n + topology.SuffixInbound, n + topology.SuffixEvent, table}},
 	}
+	if c.Scheduler != "" {
+		io.Produces = append(io.Produces, topology.Stream{Topic: c.Scheduler + scheduleSuffix, Kind: "user_message", Compacted: true})
+	}
+	return io
 }
+
+// scheduleSuffix names a message_scheduler's request topic.
+const scheduleSuffix = ".schedule"
 
 // Application is what an application implements: handle a user message.
 type Application interface {
@@ -204,6 +217,18 @@ func (c *Context) SendTo(toAddr, content, endpoint string) error {
 	return c.publish(m)
 }
 
+// Schedule publishes a schedule request (built with scheduler.Request:
+// the message with its send time, and for a grouped message its
+// addresses) to the configured scheduler, keyed by its message_id.
+func (c *Context) Schedule(m *schemas.UserMessage) error {
+	if c.app.cfg.Scheduler == "" {
+		return errors.New("schedule: no scheduler configured (key scheduler)")
+	}
+	c.g.Emit(goka.Stream(c.app.Deps.Names.Prefix+c.app.cfg.Scheduler+scheduleSuffix), m.MessageID, m)
+	c.app.Count("scheduled", 1)
+	return nil
+}
+
 // publish runs the publish middleware and emits m on the outbound topic.
 func (c *Context) publish(m *schemas.UserMessage) error {
 	out, err := c.app.Stack.Outbound(c.ctx, m, c.app.mw(middleware.Publish))
@@ -267,13 +292,17 @@ func (a *App) checkEndpoint(ep string) error {
 // Graph is the goka group graph of the application.
 func (a *App) Graph() *goka.GroupGraph {
 	codecs := a.Deps.Codecs
-	return goka.DefineGroup(goka.Group(a.Deps.Names.Prefix+a.Name),
+	edges := []goka.Edge{
 		goka.Input(goka.Stream(a.inbound), new(gokacodec.Bytes), a.onInbound),
 		goka.Input(goka.Stream(a.event), new(gokacodec.Bytes), a.onEvent),
 		goka.Output(goka.Stream(a.outbound), schemas.GokaCodec[schemas.UserMessage]{C: codecs.UserMessage}),
 		goka.Output(goka.Stream(a.failures), schemas.GokaCodec[schemas.Failure]{C: codecs.Failure}),
 		goka.Persist(new(gokacodec.Bytes)),
-	)
+	}
+	if a.cfg.Scheduler != "" {
+		edges = append(edges, goka.Output(goka.Stream(a.Deps.Names.Prefix+a.cfg.Scheduler+scheduleSuffix), schemas.GokaCodec[schemas.UserMessage]{C: codecs.UserMessage}))
+	}
+	return goka.DefineGroup(goka.Group(a.Deps.Names.Prefix+a.Name), edges...)
 }
 
 // Worker returns a topology.Worker that runs a fresh App around impl each

@@ -1,0 +1,310 @@
+// Package apptest is the shared test harness of the application packages:
+// an embedded broker and registry, a deployment of application workers on
+// it, inbound messages and events produced as a transport would, and the
+// outbound and failures topics read back. It is imported by tests only.
+package apptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Cluster is an embedded broker and registry for one test.
+type Cluster struct {
+	B      *broker.Broker
+	State  string
+	Codecs *schemas.Codecs
+	Any    *schemas.AnyDecoder
+	// Log, when set, receives the deployments' logs.
+	Log *slog.Logger
+}
+
+// Partitions of every topic of a test deployment.
+const Partitions = 2
+
+// Start starts an embedded broker that lives as long as the test.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	reg := schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{})
+	return &Cluster{B: b, State: t.TempDir(), Codecs: schemas.NewCodecs(reg), Any: schemas.NewAnyDecoder(reg)}
+}
+
+// Logger logs to the test log only when VUMI_TEST_LOG is set.
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("VUMI_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Config is a deployment of workers (YAML under "workers:") on the cluster;
+// the sms and other transports' topics are external.
+func (c *Cluster) Config(workers string) string {
+	return fmt.Sprintf(`cluster:
+  kafka:
+    brokers: [%s]
+  schema_registry:
+    url: %s
+  partitions: %d
+  state_dir: %s
+  topics:
+    sms.inbound: {external: true}
+    sms.event: {external: true}
+    sms.outbound: {external: true}
+    other.inbound: {external: true}
+    other.event: {external: true}
+    other.outbound: {external: true}
+workers:
+%s`, c.B.KafkaAddr(), c.B.RegistryURL(), Partitions, c.State, workers)
+}
+
+// Deployment is a running config.
+type Deployment struct {
+	Stop func()
+	done chan error
+}
+
+// Run runs the workers with the kinds until the test ends or Stop.
+func (c *Cluster) Run(t testing.TB, kinds func() *topology.Registry, workers string) *Deployment {
+	t.Helper()
+	cfg, err := topology.Load("test.yaml", []byte(c.Config(workers)), kinds(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	d := &Deployment{done: make(chan error, 1)}
+	var once sync.Once
+	d.Stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-d.done:
+				if err != nil {
+					t.Errorf("deployment: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("deployment did not stop within 30s")
+			}
+		})
+	}
+	go func() {
+		log := c.Log
+		if log == nil {
+			log = Logger(t)
+		}
+		d.done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: log, Ready: func([]string, string) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-d.done:
+		cancel()
+		t.Fatalf("deployment failed to start: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("deployment not ready within 60s")
+	}
+	t.Cleanup(d.Stop)
+	return d
+}
+
+// Consumer reads topics from the start.
+func (c *Cluster) Consumer(t testing.TB, topics ...string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// Collect decodes records from cl until done says stop or the time is up.
+func (c *Cluster) Collect(t testing.TB, cl *kgo.Client, within time.Duration, done func([]any) bool) []any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var got []any
+	for !done(got) {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("timed out after %v with %d records", within, len(got))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v, err := c.Any.Decode(ctx, r.Value)
+			if err != nil {
+				t.Fatalf("decode %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+			}
+			got = append(got, v)
+		})
+	}
+	return got
+}
+
+// Recorder is a slog handler that keeps every record, for tests that
+// check what was logged.
+type Recorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+// Enabled implements slog.Handler.
+func (r *Recorder) Enabled(context.Context, slog.Level) bool { return true }
+
+// Handle implements slog.Handler.
+func (r *Recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.records = append(r.records, rec.Clone())
+	r.mu.Unlock()
+	return nil
+}
+
+// WithAttrs implements slog.Handler (attributes are dropped).
+func (r *Recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+
+// WithGroup implements slog.Handler.
+func (r *Recorder) WithGroup(string) slog.Handler { return r }
+
+// Lines returns "LEVEL message" of every record so far.
+func (r *Recorder) Lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.records))
+	for i, rec := range r.records {
+		out[i] = rec.Level.String() + " " + rec.Message
+	}
+	return out
+}
+
+// Messages returns the user messages among got.
+func Messages(got []any) []*schemas.UserMessage {
+	var out []*schemas.UserMessage
+	for _, v := range got {
+		if m, ok := v.(*schemas.UserMessage); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Failures returns the failures among got.
+func Failures(got []any) []*schemas.Failure {
+	var out []*schemas.Failure
+	for _, v := range got {
+		if f, ok := v.(*schemas.Failure); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Producer publishes to the cluster as the sms transport would.
+type Producer struct {
+	c  *Cluster
+	cl *kgo.Client
+}
+
+// Producer returns a producer that lives as long as the test.
+func (c *Cluster) Producer(t testing.TB) *Producer {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx := context.Background()
+	for _, topic := range []string{"sms.inbound", "sms.event", "other.inbound", "other.event"} {
+		if _, err := kadm.NewClient(cl).CreateTopic(ctx, Partitions, 1, nil, topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Codecs.UserMessage.Register(ctx, "sms.inbound", "other.inbound"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Codecs.Event.Register(ctx, "sms.event"); err != nil {
+		t.Fatal(err)
+	}
+	return &Producer{c: c, cl: cl}
+}
+
+// Inbound publishes user messages on sms.inbound.
+func (p *Producer) Inbound(t testing.TB, msgs ...*schemas.UserMessage) {
+	t.Helper()
+	p.InboundTo(t, "sms.inbound", msgs...)
+}
+
+// InboundTo publishes user messages on an inbound topic.
+func (p *Producer) InboundTo(t testing.TB, topic string, msgs ...*schemas.UserMessage) {
+	t.Helper()
+	for _, m := range msgs {
+		v, err := p.c.Codecs.UserMessage.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: topology.InboundKey(m), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Events publishes events on sms.event.
+func (p *Producer) Events(t testing.TB, evs ...*schemas.Event) {
+	t.Helper()
+	for _, e := range evs {
+		v, err := p.c.Codecs.Event.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.cl.ProduceSync(context.Background(), &kgo.Record{Topic: "sms.event", Key: topology.EventKey(e), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Inbound is a user message from an end user to 1234 on the sms transport.
+func Inbound(from, content string) *schemas.UserMessage {
+	m := schemas.NewUserMessage()
+	m.FromAddr, m.ToAddr = schemas.String(from), schemas.String("1234")
+	m.Content = schemas.String(content)
+	m.TransportName, m.TransportType = schemas.String("sms"), schemas.String("sms")
+	return m
+}
+
+// Ack is an ack of a message on the sms transport.
+func Ack(userMessageID string) *schemas.Event {
+	return &schemas.Event{
+		EventID: schemas.GenerateID(), EventType: schemas.EventAck,
+		UserMessageID: userMessageID, SentMessageID: schemas.String("sent-" + userMessageID),
+		TransportName: schemas.String("sms"), Timestamp: schemas.Now(),
+	}
+}
