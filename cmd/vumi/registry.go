@@ -1,15 +1,24 @@
 package main
 
 import (
+	"github.com/vumi-kafka/vumi/connectors/apposit"
+	"github.com/vumi-kafka/vumi/connectors/archive"
+	"github.com/vumi-kafka/vumi/connectors/cellulant"
+	"github.com/vumi-kafka/vumi/connectors/cellulantsms"
 	"github.com/vumi-kafka/vumi/connectors/devnull"
+	"github.com/vumi-kafka/vumi/connectors/dmark"
 	"github.com/vumi-kafka/vumi/connectors/graphite"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
+	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
+	"github.com/vumi-kafka/vumi/connectors/trueafrican"
 	"github.com/vumi-kafka/vumi/connectors/twitter"
+	"github.com/vumi-kafka/vumi/connectors/vas2nets"
+	"github.com/vumi-kafka/vumi/connectors/vodacommessaging"
 	"github.com/vumi-kafka/vumi/connectors/xmpp"
 	"github.com/vumi-kafka/vumi/processors/apps/demos"
 	"github.com/vumi-kafka/vumi/processors/apps/httprelay"
@@ -38,6 +47,8 @@ func kinds() *topology.Registry {
 	r.Add(httpapi.Kind())
 	r.Add(httpapi.OldKinds()...)
 	r.Add(smssync.Kinds()...)
+	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
+	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
@@ -49,6 +60,7 @@ func kinds() *topology.Registry {
 	r.Add(routers.Kinds()...)
 	r.Add(aggregator.Kind())
 	r.Add(graphite.Kind())
+	r.Add(archive.Kind())
 	r.AddMiddleware(builtin.Kinds()...)
 	return r
 }

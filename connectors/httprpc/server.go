@@ -235,6 +235,9 @@ func (s *Server) serveRPC(w http.ResponseWriter, hr *http.Request) {
 
 func pathMatches(path, webPath string) bool {
 	p := "/" + strings.Trim(webPath, "/")
+	if p == "/" {
+		return true // web_path "/" serves every path
+	}
 	return path == p || path == p+"/" || strings.HasPrefix(path, p+"/")
 }
 

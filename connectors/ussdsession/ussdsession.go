@@ -1,0 +1,301 @@
+// Package ussdsession is the USSD session table of the HTTP aggregator
+// transports (Vumi's SessionManager, which kept sessions in Redis with a
+// timeout): a compacted topic written by a goka Emitter and read through a
+// goka View, so that any instance of a transport can continue a session
+// that another one started, and a restart loses none.
+//
+// Entries carry their expiry time and the time they were written; expired
+// entries read as absent and are tombstoned by a periodic sweep. An
+// instance sees its own writes at once (before its view has consumed
+// them) through a short-lived overlay; between an overlay entry and the
+// view's entry, the more recently written wins.
+package ussdsession
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka"
+	gokacodec "github.com/lovoo/goka/codec"
+
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/internal/kafka"
+	"github.com/vumi-kafka/vumi/internal/worker"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Topic is the session table's topic of a transport.
+func Topic(transportName string) string { return transportName + ".ussd_sessions" }
+
+// Stream is the table's topic declaration, for a config's IO.
+func Stream(transportName string) topology.Stream {
+	return topology.Stream{Topic: Topic(transportName), Kind: "state", Compacted: true}
+}
+
+// AddIO declares the session table in io (read and written).
+func AddIO(io topology.IO, transportName string) topology.IO {
+	io.Consumes = append(io.Consumes, Stream(transportName))
+	io.Produces = append(io.Produces, Stream(transportName))
+	return io
+}
+
+// Session is one USSD session's stored fields (Vumi stored a flat dict of
+// strings).
+type Session map[string]string
+
+type entry struct {
+	Fields  Session `json:"f,omitempty"`
+	Expires int64   `json:"exp"` // Unix ms
+	Written int64   `json:"at"`  // Unix ms
+	Deleted bool    `json:"del,omitempty"`
+}
+
+// overlayTTL bounds how long a local write shadows the view.
+const overlayTTL = 30 * time.Second
+
+// Store is a running session table.
+type Store struct {
+	topic string
+	ttl   time.Duration
+	base  *worker.Base
+	log   *slog.Logger
+	em    *goka.Emitter
+
+	mu      sync.RWMutex
+	view    *goka.View
+	overlay map[string]entry
+	ready   chan struct{}
+	now     func() time.Time
+}
+
+// Open builds the session table of transportName with sessions living ttl
+// after their last write. Run must be called for it to work.
+func Open(b *worker.Base, transportName string, ttl time.Duration) (*Store, error) {
+	topic := b.Deps.Names.Prefix + Topic(transportName)
+	cfg := b.Deps.SaramaConfig(b.Name + ".sessions")
+	em, err := goka.NewEmitter(b.Deps.Brokers, goka.Stream(topic), new(gokacodec.Bytes),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithEmitterHasher(kafka.KafkaHasher()),
+		goka.WithEmitterClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name+".sessions"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("session table %s: emitter: %w", topic, err)
+	}
+	return &Store{topic: topic, ttl: ttl, base: b, log: b.Log.With("table", topic), em: em,
+		overlay: map[string]entry{}, ready: make(chan struct{}), now: time.Now}, nil
+}
+
+// TTL is the sessions' lifetime.
+func (s *Store) TTL() time.Duration { return s.ttl }
+
+// Run keeps the local copy up to date and sweeps expired sessions until
+// ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	defer func() { _ = s.em.Finish() }()
+	v, err := s.base.NewView(goka.Table(s.topic), new(gokacodec.Bytes))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.view = v
+	s.mu.Unlock()
+	go func() {
+		select {
+		case <-v.WaitRunning():
+			close(s.ready)
+		case <-ctx.Done():
+		}
+	}()
+	go s.sweep(ctx, sweepEvery(s.ttl))
+	if err := v.Run(ctx); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("session table %s: %w", s.topic, err)
+	}
+	return nil
+}
+
+func sweepEvery(ttl time.Duration) time.Duration {
+	return min(max(ttl/4, time.Second), time.Minute)
+}
+
+// Wait blocks until the table has caught up with its topic once.
+func (s *Store) Wait(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Get returns the live session stored under key (nil when there is none or
+// it expired).
+func (s *Store) Get(key string) (Session, error) {
+	now := s.now()
+	s.mu.RLock()
+	local, haveLocal := s.overlay[key]
+	v := s.view
+	s.mu.RUnlock()
+	if haveLocal && now.Sub(time.UnixMilli(local.Written)) >= overlayTTL {
+		haveLocal = false
+	}
+	var remote entry
+	haveRemote := false
+	if v != nil {
+		raw, err := v.Get(key)
+		if err != nil {
+			return nil, fmt.Errorf("session table %s: get: %w", s.topic, err)
+		}
+		if b, _ := raw.([]byte); b != nil {
+			if err := json.Unmarshal(b, &remote); err != nil {
+				s.log.Warn("undecodable session entry ignored", "error", err)
+			} else {
+				haveRemote = true
+			}
+		}
+	}
+	e := remote
+	if haveLocal && (!haveRemote || local.Written >= remote.Written) {
+		e = local
+	} else if !haveRemote {
+		return nil, nil
+	}
+	if e.Deleted || now.UnixMilli() >= e.Expires {
+		return nil, nil
+	}
+	return e.Fields, nil
+}
+
+// Put stores a session under key for the table's lifetime, and returns
+// once Kafka has it.
+func (s *Store) Put(ctx context.Context, key string, fields Session) error {
+	now := s.now()
+	e := entry{Fields: fields, Expires: now.Add(s.ttl).UnixMilli(), Written: now.UnixMilli()}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("session table %s: encode: %w", s.topic, err)
+	}
+	s.mu.Lock()
+	s.overlay[key] = e
+	s.mu.Unlock()
+	return s.emit(ctx, key, b)
+}
+
+// Delete removes the session under key, and returns once Kafka has it.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	s.mu.Lock()
+	s.overlay[key] = entry{Deleted: true, Written: s.now().UnixMilli()}
+	s.mu.Unlock()
+	return s.emit(ctx, key, nil)
+}
+
+func (s *Store) emit(ctx context.Context, key string, value []byte) error {
+	done := make(chan error, 1)
+	var msg any
+	if value != nil {
+		msg = value
+	}
+	p, err := s.em.Emit(key, msg)
+	if err != nil {
+		return fmt.Errorf("session table %s: write: %w", s.topic, err)
+	}
+	p.Then(func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("session table %s: write: %w", s.topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sweep drops old overlay entries and tombstones expired sessions.
+func (s *Store) sweep(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := s.now()
+		s.mu.Lock()
+		for k, e := range s.overlay {
+			if now.Sub(time.UnixMilli(e.Written)) >= overlayTTL {
+				delete(s.overlay, k)
+			}
+		}
+		v := s.view
+		s.mu.Unlock()
+		if v == nil || !v.Recovered() {
+			continue
+		}
+		it, err := v.Iterator()
+		if err != nil {
+			continue
+		}
+		var expired []string
+		for it.Next() && ctx.Err() == nil {
+			raw, err := it.Value()
+			b, _ := raw.([]byte)
+			if err != nil || b == nil {
+				continue
+			}
+			var e entry
+			if json.Unmarshal(b, &e) == nil && now.UnixMilli() >= e.Expires {
+				expired = append(expired, it.Key())
+			}
+		}
+		it.Release()
+		for _, k := range expired {
+			// A session this instance wrote since the view read it is
+			// alive again: keep it.
+			s.mu.RLock()
+			local, rewritten := s.overlay[k]
+			s.mu.RUnlock()
+			if rewritten && !local.Deleted && now.UnixMilli() < local.Expires {
+				continue
+			}
+			if _, err := s.em.Emit(k, nil); err != nil {
+				s.log.Warn("expired session not deleted", "error", err)
+			}
+		}
+		if len(expired) > 0 {
+			s.log.Debug("expired sessions deleted", "count", len(expired))
+		}
+	}
+}
+
+// Serve runs the session table and, once it has caught up with its topic,
+// the HTTP-RPC server s, until ctx ends; the table stops after the server.
+func Serve(ctx context.Context, s *httprpc.Server, st *Store) error {
+	stCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	stErr := make(chan error, 1)
+	go func() { stErr <- st.Run(stCtx) }()
+	select {
+	case <-st.ready:
+	case err := <-stErr:
+		if err == nil {
+			err = errors.New("session table stopped")
+		}
+		return err
+	case <-ctx.Done():
+		stop()
+		<-stErr
+		return nil
+	}
+	err := s.Run(ctx)
+	stop()
+	if e := <-stErr; err == nil {
+		err = e
+	}
+	return err
+}
