@@ -5,12 +5,17 @@ PKGS    ?= ./...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test bench lint build fuzz clean
+.PHONY: run test deps bench lint build fuzz clean
 
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/vumi run -c deploy/local/vumi.yaml
 
-test: lint
+# The test servers and packages (carbon, prosody, ngircd from apt; npm
+# packages into project-local dirs); idempotent, quick when present.
+deps:
+	./scripts/install-test-deps.sh
+
+test: deps lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 bench:
