@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -21,23 +19,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
-
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("VUMI_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // env is an embedded broker and registry, a producer and an archive dir.
 type env struct {
@@ -53,7 +38,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testLogger(t)})
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +112,7 @@ workers:
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- topology.Run(ctx, cfg, kinds, topology.RunOptions{Logger: testLogger(t), Ready: func([]string, string) { close(ready) }})
+		done <- topology.Run(ctx, cfg, kinds, topology.RunOptions{Logger: testlog.New(t), Ready: func([]string, string) { close(ready) }})
 	}()
 	select {
 	case <-ready:

@@ -11,7 +11,6 @@ package chattest
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -70,7 +70,7 @@ func Start(t testing.TB, kinds *topology.Registry, transportName, workersYAML st
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- topology.Run(runCtx, cfg, kinds, topology.RunOptions{Logger: Logger(t), Ready: func([]string, string) { close(ready) }})
+		done <- topology.Run(runCtx, cfg, kinds, topology.RunOptions{Logger: testlog.Stderr(), Ready: func([]string, string) { close(ready) }})
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -107,15 +107,6 @@ func Start(t testing.TB, kinds *topology.Registry, transportName, workersYAML st
 	t.Cleanup(consumer.Close)
 	go e.consume(runCtx, consumer)
 	return e
-}
-
-// Logger logs to stderr at debug level when VUMI_TEST_LOG is set, and
-// nowhere otherwise.
-func Logger(testing.TB) *slog.Logger {
-	if os.Getenv("VUMI_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (e *Env) consume(ctx context.Context, cl *kgo.Client) {

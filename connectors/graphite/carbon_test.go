@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/graphite"
 	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/metrics"
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/processors/metrics/aggregator"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -159,13 +159,6 @@ func (c *carbon) fetch(t *testing.T, path string, from, until int64) map[int64]f
 	return got
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("VUMI_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // TestCarbonEndToEnd runs the whole metrics pipeline: a worker's metric
 // manager publishes counts to vumi.metrics on the embedded broker, the
 // metric_aggregator sums them per 1 s window, and two graphite collectors
@@ -176,7 +169,7 @@ func TestCarbonEndToEnd(t *testing.T) {
 	c := startCarbon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testLogger(t)})
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.Stderr()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +207,7 @@ workers:
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- topology.Run(runCtx, cfg, kinds, topology.RunOptions{Logger: testLogger(t), Ready: func([]string, string) { close(ready) }})
+		done <- topology.Run(runCtx, cfg, kinds, topology.RunOptions{Logger: testlog.Stderr(), Ready: func([]string, string) { close(ready) }})
 	}()
 	defer func() {
 		stop()
@@ -247,7 +240,7 @@ workers:
 	}
 	defer cl.Close()
 	m := metrics.NewManager(metrics.WorkerPrefix("w1"), metrics.Options{
-		PublishInterval: 200 * time.Millisecond, Source: "w1", Logger: testLogger(t),
+		PublishInterval: 200 * time.Millisecond, Source: "w1", Logger: testlog.Stderr(),
 		Publisher: &metrics.KafkaPublisher{Client: cl, Codec: codecs.MetricDatapoint, Topic: "vumi.metrics"},
 	})
 	m.Start(ctx)

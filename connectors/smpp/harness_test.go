@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -32,25 +31,11 @@ type cluster struct {
 	any    *schemas.AnyDecoder
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("VUMI_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testLogger(t)})
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +47,7 @@ func startCluster(t testing.TB) *cluster {
 func startSMSC(t testing.TB, opts smsc.Options) *smsc.SMSC {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = testlog.New(t)
 	}
 	s, err := smsc.Listen("127.0.0.1:0", opts)
 	if err != nil {
@@ -146,7 +131,7 @@ func run(t testing.TB, c *cluster, workers string) *deployment {
 		})
 	}}
 	go func() {
-		done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: testLogger(t), Ready: func([]string, string) { close(ready) }})
+		done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: testlog.New(t), Ready: func([]string, string) { close(ready) }})
 	}()
 	select {
 	case <-ready:

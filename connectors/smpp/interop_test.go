@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 )
 
@@ -37,7 +38,7 @@ func startNodeSMSC(t *testing.T) *nodeSMSC {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, node, "smsc.js")
 	cmd.Dir = "testdata/interop"
-	cmd.Stderr = testWriter{t}
+	cmd.Stderr = testlog.Writer(t)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

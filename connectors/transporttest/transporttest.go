@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -98,7 +98,7 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- topology.Run(runCtx, cfg, kinds, topology.RunOptions{Logger: logger(t), Ready: func([]string, string) { close(ready) }})
+		done <- topology.Run(runCtx, cfg, kinds, topology.RunOptions{Logger: testlog.Stderr(), Ready: func([]string, string) { close(ready) }})
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -148,13 +148,6 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 		}
 	}
 	return e
-}
-
-func logger(t testing.TB) *slog.Logger {
-	if os.Getenv("VUMI_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func freePort(t testing.TB) int {

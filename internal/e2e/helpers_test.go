@@ -6,9 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/app"
 	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
@@ -49,28 +48,13 @@ func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testLogger(t)})
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	reg := schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{})
 	return &cluster{b: b, state: t.TempDir(), codecs: schemas.NewCodecs(reg), any: schemas.NewAnyDecoder(reg)}
-}
-
-// testLogger logs to the test log only when VUMI_TEST_LOG is set.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("VUMI_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // config is a deployment on the test's cluster.
@@ -154,7 +138,7 @@ func runConfig(t testing.TB, text string, only ...string) *deployment {
 		})
 	}
 	go func() {
-		d.done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Workers: only, Logger: testLogger(t), Ready: func([]string, string) { close(ready) }})
+		d.done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Workers: only, Logger: testlog.New(t), Ready: func([]string, string) { close(ready) }})
 	}()
 	select {
 	case <-ready:

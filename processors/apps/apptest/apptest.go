@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -42,28 +41,13 @@ func Start(t testing.TB) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: Logger(t)})
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	reg := schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{})
 	return &Cluster{B: b, State: t.TempDir(), Codecs: schemas.NewCodecs(reg), Any: schemas.NewAnyDecoder(reg)}
-}
-
-// Logger logs to the test log only when VUMI_TEST_LOG is set.
-func Logger(t testing.TB) *slog.Logger {
-	if os.Getenv("VUMI_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // Config is a deployment of workers (YAML under "workers:") on the cluster;
@@ -120,7 +104,7 @@ func (c *Cluster) Run(t testing.TB, kinds func() *topology.Registry, workers str
 	go func() {
 		log := c.Log
 		if log == nil {
-			log = Logger(t)
+			log = testlog.New(t)
 		}
 		d.done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: log, Ready: func([]string, string) { close(ready) }})
 	}()
