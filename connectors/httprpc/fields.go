@@ -3,6 +3,7 @@ package httprpc
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"sort"
 )
 
@@ -27,6 +28,11 @@ func (e FieldErrors) JSON() []byte {
 // is neither expected nor ignored is an error, in permissive mode it is
 // dropped. The first value of each parameter is used.
 func (s *Server) FieldValues(r *http.Request, expected, ignored []string) (map[string]string, FieldErrors) {
+	return Fields(r.Form, expected, ignored, s.cfg.ValidationMode == Strict)
+}
+
+// Fields is FieldValues over parsed parameters.
+func Fields(form url.Values, expected, ignored []string, strict bool) (map[string]string, FieldErrors) {
 	allowed := map[string]bool{}
 	for _, f := range expected {
 		allowed[f] = true
@@ -36,9 +42,9 @@ func (s *Server) FieldValues(r *http.Request, expected, ignored []string) (map[s
 	}
 	values := map[string]string{}
 	errs := FieldErrors{}
-	for field, vals := range r.Form {
+	for field, vals := range form {
 		if !allowed[field] {
-			if s.cfg.ValidationMode == Strict {
+			if strict {
 				errs.Add("unexpected_parameter", field)
 			}
 			continue

@@ -247,7 +247,7 @@ func (f *forwarder) sweep(ctx context.Context) {
 		if f.alive(tr.target) {
 			continue // the holder answered or failed it itself
 		}
-		err := f.s.SendFailure(ctx, tr.rec, tr.msg, worker.Permanent(fmt.Errorf("%w: instance %s that held the request died", ErrRequestGone, tr.target)))
+		err := f.s.gone(ctx, tr.rec, tr.msg, fmt.Errorf("%w: instance %s that held the request died", ErrRequestGone, tr.target))
 		if err != nil {
 			f.s.Log.Error("failure not published", "message_id", tr.msg.MessageID, "error", err)
 		}

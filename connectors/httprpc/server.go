@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -39,6 +41,10 @@ type ReplyHandler interface {
 type Options struct {
 	// ContentType of responses; default "text/plain".
 	ContentType string
+	// GoneNackReason, when set, nacks a reply whose request is no longer
+	// waiting anywhere with this reason (as some of Vumi's transports did)
+	// instead of sending it to failures.
+	GoneNackReason string
 }
 
 // Request is one pending HTTP request.
@@ -415,17 +421,34 @@ func (s *Server) handleOutbound(ctx context.Context, m *schemas.UserMessage) err
 // DefaultReply is Vumi's HttpRpcTransport reply: in_reply_to and content
 // are required (a nack otherwise); the content is the response body.
 func (s *Server) DefaultReply(ctx context.Context, m *schemas.UserMessage) error {
-	var missing []string
-	if m.InReplyTo == nil || *m.InReplyTo == "" {
-		missing = append(missing, "in_reply_to")
-	}
-	if m.Content == nil || *m.Content == "" {
-		missing = append(missing, "content")
-	}
-	if len(missing) > 0 {
-		return s.PublishNack(ctx, m.MessageID, "Missing fields: "+strings.Join(missing, ", "))
+	if missing := MissingFields(m, "in_reply_to", "content"); missing != "" {
+		return s.PublishNack(ctx, m.MessageID, "Missing fields: "+missing)
 	}
 	return s.Deliver(ctx, m, []byte(*m.Content), http.StatusOK, nil)
+}
+
+// MissingFields is Vumi's ensure_message_values: the named fields
+// (in_reply_to, content, to_addr, from_addr) that are absent or empty in
+// m, comma-separated ("" when none is).
+func MissingFields(m *schemas.UserMessage, fields ...string) string {
+	var missing []string
+	for _, f := range fields {
+		var v *string
+		switch f {
+		case "in_reply_to":
+			v = m.InReplyTo
+		case "content":
+			v = m.Content
+		case "to_addr":
+			v = m.ToAddr
+		case "from_addr":
+			v = m.FromAddr
+		}
+		if v == nil || *v == "" {
+			missing = append(missing, f)
+		}
+	}
+	return strings.Join(missing, ", ")
 }
 
 // ErrRequestGone is the cause of the failure published for a reply whose
@@ -442,10 +465,10 @@ func (s *Server) Deliver(ctx context.Context, m *schemas.UserMessage, body []byt
 		return s.deliverHere(ctx, m, body, code, headers)
 	}
 	if time.Now().After(deadline) {
-		return s.SendFailure(ctx, nil, m, worker.Permanent(fmt.Errorf("%w: the request timed out before the reply arrived", ErrRequestGone)))
+		return s.gone(ctx, nil, m, fmt.Errorf("%w: the request timed out before the reply arrived", ErrRequestGone))
 	}
 	if !s.rpc.alive(target) {
-		return s.SendFailure(ctx, nil, m, worker.Permanent(fmt.Errorf("%w: instance %s that held the request is gone", ErrRequestGone, target)))
+		return s.gone(ctx, nil, m, fmt.Errorf("%w: instance %s that held the request is gone", ErrRequestGone, target))
 	}
 	return s.rpc.forward(ctx, target, m)
 }
@@ -458,9 +481,19 @@ func (s *Server) deliverHere(ctx context.Context, m *schemas.UserMessage, body [
 		id = *m.InReplyTo
 	}
 	if !s.Finish(id, body, code, headers) {
-		return s.SendFailure(ctx, nil, m, worker.Permanent(fmt.Errorf("%w: request %s timed out or its client disconnected", ErrRequestGone, id)))
+		return s.gone(ctx, nil, m, fmt.Errorf("%w: request %s timed out or its client disconnected", ErrRequestGone, id))
 	}
 	return s.PublishAck(ctx, m.MessageID, m.MessageID)
+}
+
+// gone handles a reply whose request is waiting nowhere: a nack with
+// Options.GoneNackReason when set, else a failure.
+func (s *Server) gone(ctx context.Context, rec *kgo.Record, m *schemas.UserMessage, cause error) error {
+	if s.opts.GoneNackReason != "" {
+		s.Log.Warn("reply nacked", "message_id", m.MessageID, "error", cause)
+		return s.PublishNack(ctx, m.MessageID, s.opts.GoneNackReason)
+	}
+	return s.SendFailure(ctx, rec, m, worker.Permanent(cause))
 }
 
 // holderOf reads transport_metadata.http_rpc of a reply.

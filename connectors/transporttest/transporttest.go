@@ -305,6 +305,9 @@ func (e *Env) SendOutbound(m *schemas.UserMessage) {
 // Case is one row of a transport's request table.
 type Case struct {
 	Name string
+	// Instance picks which instance's web server (URLs[Instance]) gets the
+	// request; default the first.
+	Instance int
 	// The request: method (default GET), path (after BaseURL), query
 	// parameters, body and its content type, basic auth.
 	Method      string
@@ -335,12 +338,24 @@ func Run(t *testing.T, e *Env, cases []Case) {
 	}
 }
 
-func (e *Env) runCase(t *testing.T, tc Case) {
+// Call runs one case against instance i and returns the inbound message
+// it produced (nil when it expects none).
+func (e *Env) Call(t testing.TB, i int, tc Case) *schemas.UserMessage {
+	t.Helper()
+	tc.Instance = i
+	return e.runCase(t, tc)
+}
+
+func (e *Env) runCase(t testing.TB, tc Case) *schemas.UserMessage {
+	t.Helper()
 	method := tc.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	u := e.BaseURL + tc.Path
+	if tc.Instance < 0 || tc.Instance >= len(e.URLs) {
+		t.Fatalf("case %q: no instance %d", tc.Name, tc.Instance)
+	}
+	u := e.URLs[tc.Instance] + tc.Path
 	if tc.Query != nil {
 		u += "?" + tc.Query.Encode()
 	}
@@ -423,4 +438,5 @@ func (e *Env) runCase(t *testing.T, tc Case) {
 	if tc.Check != nil {
 		tc.Check(t, res.body)
 	}
+	return in
 }

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/worker"
+	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -173,8 +176,38 @@ func (s *Store) Get(key string) (Session, error) {
 // Put stores a session under key for the table's lifetime, and returns
 // once Kafka has it.
 func (s *Store) Put(ctx context.Context, key string, fields Session) error {
+	return s.put(ctx, key, fields, s.now().Add(s.ttl))
+}
+
+// CreatedAt is the field Create stores the session's start in (Unix
+// seconds with a fraction, as Vumi's SessionManager stored it).
+const CreatedAt = "created_at"
+
+// Create starts a session under key (Vumi's SessionManager.create_session):
+// it records the start time in created_at and lives the table's lifetime
+// from now, however often it is saved afterwards.
+func (s *Store) Create(ctx context.Context, key string, fields Session) (Session, error) {
+	out := Session{CreatedAt: strconv.FormatFloat(float64(s.now().UnixMicro())/1e6, 'f', -1, 64)}
+	for k, v := range fields {
+		out[k] = v
+	}
+	return out, s.put(ctx, key, out, s.now().Add(s.ttl))
+}
+
+// Save stores a session's new fields (Vumi's SessionManager.save_session)
+// without extending its life: it still expires the table's lifetime after
+// its created_at (or from now, for a session without one).
+func (s *Store) Save(ctx context.Context, key string, fields Session) error {
+	expires := s.now().Add(s.ttl)
+	if at, err := strconv.ParseFloat(fields[CreatedAt], 64); err == nil {
+		expires = time.UnixMicro(int64(at * 1e6)).Add(s.ttl)
+	}
+	return s.put(ctx, key, fields, expires)
+}
+
+func (s *Store) put(ctx context.Context, key string, fields Session, expires time.Time) error {
 	now := s.now()
-	e := entry{Fields: fields, Expires: now.Add(s.ttl).UnixMilli(), Written: now.UnixMilli()}
+	e := entry{Fields: fields, Expires: expires.UnixMilli(), Written: now.UnixMilli()}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("session table %s: encode: %w", s.topic, err)
@@ -298,4 +331,50 @@ func Serve(ctx context.Context, s *httprpc.Server, st *Store) error {
 		err = e
 	}
 	return err
+}
+
+// Worker is the worker of an HTTP-RPC transport with a session table: each
+// run builds a fresh server around the handler newHandler returns for the
+// run's table, named table (a transport's transport_name, or a
+// session_key_prefix shared by several transports), whose sessions live
+// ttl.
+func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *httprpc.Config, table string, ttl time.Duration,
+	opts httprpc.Options, newHandler func(*Store) httprpc.Handler) topology.Worker {
+	return topology.WorkerFunc(func(ctx context.Context) error {
+		var h handlerSlot
+		s, err := httprpc.New(deps, spec, cfg, &h, opts)
+		if err != nil {
+			return err
+		}
+		st, err := Open(s.Transport.Base, table, ttl)
+		if err != nil {
+			s.Close()
+			return err
+		}
+		h.Handler = newHandler(st)
+		return Serve(ctx, s, st)
+	})
+}
+
+// handlerSlot lets Worker build the server before the handler (which needs
+// the table, which needs the server's base).
+type handlerSlot struct{ httprpc.Handler }
+
+// HandleReply implements httprpc.ReplyHandler when the handler does.
+func (h *handlerSlot) HandleReply(ctx context.Context, s *httprpc.Server, m *schemas.UserMessage) error {
+	if rh, ok := h.Handler.(httprpc.ReplyHandler); ok {
+		return rh.HandleReply(ctx, s, m)
+	}
+	return s.DefaultReply(ctx, m)
+}
+
+var tableRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ValidTableName reports whether name can name a session table (it becomes
+// part of a topic name: letters, digits, '.', '_' and '-').
+func ValidTableName(name string) error {
+	if !tableRe.MatchString(name) || len(name) > 200 {
+		return fmt.Errorf("%q may only contain letters, digits, '.', '_' and '-' (at most 200)", name)
+	}
+	return nil
 }
