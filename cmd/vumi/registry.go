@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/vumi-kafka/vumi/connectors/airtel"
 	"github.com/vumi-kafka/vumi/connectors/apposit"
 	"github.com/vumi-kafka/vumi/connectors/archive"
 	"github.com/vumi-kafka/vumi/connectors/cellulant"
@@ -50,7 +51,7 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
-	r.Add(safaricom.Kind())
+	r.Add(safaricom.Kind(), airtel.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())

@@ -45,6 +45,8 @@ type Options struct {
 	// waiting anywhere with this reason (as some of Vumi's transports did)
 	// instead of sending it to failures.
 	GoneNackReason string
+	// Health, when set, adds its fields to the health check's answer.
+	Health func() map[string]any
 }
 
 // Request is one pending HTTP request.
@@ -200,7 +202,13 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"pending_requests": s.Pending(), "instance": s.instance})
+	out := map[string]any{"pending_requests": s.Pending(), "instance": s.instance}
+	if s.opts.Health != nil {
+		for k, v := range s.opts.Health() {
+			out[k] = v
+		}
+	}
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 // serveRPC handles a request on web_path and waits until it is finished.

@@ -122,8 +122,9 @@ func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
 	if in.Session() != schemas.SessionNew || in.To() != "*167*7#" {
 		t.Fatalf("first inbound: %s %s", in.Session(), in.To())
 	}
-	// The other instance continues the session (its table may lag a
-	// moment behind: a request it takes as new would be a new session).
+	// The other instance continues the session, once its copy of the
+	// table has read the session.
+	e.WaitSessionTable(t, 1, "safaricom")
 	in = e.Call(t, 1, transporttest.Case{Path: "/ussd", Query: q("x1", "7*2"), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }, WantBody: "CON ok"})
 	if in.Session() != schemas.SessionResume || in.Text() != "2" || in.To() != "*167*7#" {
 		t.Fatalf("instance 1: %s %q %s", in.Session(), in.Text(), in.To())

@@ -9,6 +9,7 @@ package transporttest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -439,4 +440,34 @@ func (e *Env) runCase(t testing.TB, tc Case) *schemas.UserMessage {
 		tc.Check(t, res.body)
 	}
 	return in
+}
+
+// WaitSessionTable waits until instance i's session table (a transport
+// built on connectors/ussdsession, named table) has read every record its
+// topic holds, as its health check reports: a session written through
+// another instance is then known to instance i.
+func (e *Env) WaitSessionTable(t testing.TB, i int, table string) {
+	t.Helper()
+	topic := table + ".ussd_sessions"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		want := e.CountRecords(topic)
+		var h struct {
+			Table struct {
+				RecordsRead int64 `json:"records_read"`
+			} `json:"session_table"`
+		}
+		resp, err := http.Get(e.URLs[i] + "/health")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&h)
+			resp.Body.Close()
+		}
+		if err == nil && h.Table.RecordsRead >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %d's session table read %d of %d records of %s within 30s (%v)", i, h.Table.RecordsRead, want, topic, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

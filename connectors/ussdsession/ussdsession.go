@@ -342,11 +342,18 @@ func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *httprpc.Config,
 	opts httprpc.Options, newHandler func(*Store) httprpc.Handler) topology.Worker {
 	return topology.WorkerFunc(func(ctx context.Context) error {
 		var h handlerSlot
+		var st *Store
+		opts.Health = func() map[string]any {
+			if st == nil {
+				return nil
+			}
+			return map[string]any{"session_table": st.Progress()}
+		}
 		s, err := httprpc.New(deps, spec, cfg, &h, opts)
 		if err != nil {
 			return err
 		}
-		st, err := Open(s.Transport.Base, table, ttl)
+		st, err = Open(s.Transport.Base, table, ttl)
 		if err != nil {
 			s.Close()
 			return err
@@ -377,4 +384,27 @@ func ValidTableName(name string) error {
 		return fmt.Errorf("%q may only contain letters, digits, '.', '_' and '-' (at most 200)", name)
 	}
 	return nil
+}
+
+// Progress is what the table's local copy has read, for health checks:
+// the topic, whether it has caught up once, and how many records it has
+// read since the process started.
+func (s *Store) Progress() map[string]any {
+	s.mu.RLock()
+	v := s.view
+	s.mu.RUnlock()
+	out := map[string]any{"topic": s.topic, "recovered": false, "records_read": 0}
+	if v == nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n uint
+	for _, p := range v.Stats(ctx).Partitions {
+		if p != nil && p.Input != nil {
+			n += p.Input.Count
+		}
+	}
+	out["recovered"], out["records_read"] = v.Recovered(), n
+	return out
 }
