@@ -10,6 +10,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/dmark"
 	"github.com/vumi-kafka/vumi/connectors/graphite"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
+	"github.com/vumi-kafka/vumi/connectors/imimobile"
 	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/safaricom"
@@ -51,7 +52,7 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
-	r.Add(safaricom.Kind(), airtel.Kind())
+	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
