@@ -13,6 +13,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
 	"github.com/vumi-kafka/vumi/connectors/mtechkenya"
+	"github.com/vumi-kafka/vumi/connectors/netcore"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
@@ -53,6 +54,7 @@ func kinds() *topology.Registry {
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
 	r.Add(mediafonemc.Kind())
 	r.Add(mtechkenya.Kinds()...)
+	r.Add(netcore.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
