@@ -110,10 +110,10 @@ func TestNetcoreConfig(t *testing.T) {
 		return topology.Load("c.yaml", []byte("workers:\n  - {name: a, kind: netcore, transport_name: a"+w+"}\n"), kinds(), nil)
 	}
 	for w, key := range map[string]string{
-		"":                                          "twisted_endpoint",
-		", twisted_endpoint: 'unix:/x'":             "twisted_endpoint",
-		", twisted_endpoint: 'tcp:1', port: 2":      "twisted_endpoint",
-		", port: 70000":                             "port",
+		"":                                     "twisted_endpoint",
+		", twisted_endpoint: 'unix:/x'":        "twisted_endpoint",
+		", twisted_endpoint: 'tcp:1', port: 2": "twisted_endpoint",
+		", port: 70000":                        "port",
 		", port: 1, web_path: /x, health_path: /x/": "health_path",
 	} {
 		if _, err := load(w); err == nil || !strings.Contains(err.Error(), "key "+key) {
