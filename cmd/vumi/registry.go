@@ -13,6 +13,9 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/imimobile"
 	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/irc"
+	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
+	"github.com/vumi-kafka/vumi/connectors/mtechkenya"
+	"github.com/vumi-kafka/vumi/connectors/netcore"
 	"github.com/vumi-kafka/vumi/connectors/safaricom"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
@@ -53,6 +56,9 @@ func kinds() *topology.Registry {
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
 	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind())
+	r.Add(mediafonemc.Kind())
+	r.Add(mtechkenya.Kinds()...)
+	r.Add(netcore.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())

@@ -1,0 +1,133 @@
+// Package mediafonemc is Vumi's MediafoneTransport: SMS through Mediafone
+// Cameroun. Mediafone sends inbound messages (to, from, sms) to web_path
+// and gets {"message_id": ...} back; outbound messages are GET requests to
+// outbound_url with the account's username and password, acked on 200 and
+// nacked with the status code otherwise.
+package mediafonemc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/connectors/httpsend"
+	"github.com/vumi-kafka/vumi/internal/worker"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Config is the MediafoneTransport's config.
+type Config struct {
+	httprpc.Config `yaml:",inline"`
+	// Username and Password of the Mediafone account, sent with every
+	// outbound message. Required.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// OutboundURL outbound messages are sent to. Required.
+	OutboundURL string `yaml:"outbound_url"`
+	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
+	OutboundTimeout float64 `yaml:"outbound_timeout"`
+}
+
+// Validate implements topology.WorkerConfig.
+func (c *Config) Validate() error {
+	if err := c.ValidateRPC(); err != nil {
+		return err
+	}
+	if c.OutboundTimeout == 0 {
+		c.OutboundTimeout = 30
+	}
+	var errs []error
+	if c.Username == "" {
+		errs = append(errs, errors.New("key username: is required"))
+	}
+	if c.Password == "" {
+		errs = append(errs, errors.New("key password: is required"))
+	}
+	if u, err := url.Parse(c.OutboundURL); c.OutboundURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
+	}
+	if c.OutboundTimeout < 0 {
+		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Kind is the MediafoneTransport worker kind.
+func Kind() *topology.Kind {
+	return &topology.Kind{
+		Name: "mediafonemc", Aliases: []string{"vumi.transports.mediafonemc.MediafoneTransport", "vumi.transports.mediafonemc.mediafonemc.MediafoneTransport"},
+		Role: topology.RoleTransport, Summary: "Mediafone Cameroun SMS (inbound over HTTP, outbound GET requests)",
+		NewConfig: func() topology.WorkerConfig { return &Config{} },
+		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
+			cfg := spec.Config.(*Config)
+			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler {
+				return &handler{cfg: cfg, send: httpsend.New("mediafone", client)}
+			}, httprpc.Options{ContentType: "application/json"}), nil
+		},
+	}
+}
+
+type handler struct {
+	cfg  *Config
+	send *httpsend.Client
+}
+
+var expected = []string{"to", "from", "sms"}
+
+// HandleRequest implements httprpc.Handler: an inbound message.
+func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httprpc.Request) {
+	values, errs := s.FieldValues(r.HTTP, expected, nil)
+	if errs != nil {
+		s.Log.Info("bad inbound request", "request_id", r.ID, "errors", errs)
+		r.Finish(s, errs.JSON(), http.StatusBadRequest)
+		return
+	}
+	m := &schemas.UserMessage{
+		MessageID: r.ID, Content: schemas.String(values["sms"]), ToAddr: schemas.String(values["to"]),
+		FromAddr: schemas.String(values["from"]), Provider: schemas.String("vumi"), TransportType: schemas.String(schemas.TransportSMS),
+	}
+	if err := s.PublishInbound(ctx, m); err != nil {
+		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
+		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
+	r.Finish(s, body, http.StatusOK)
+}
+
+// HandleReply implements httprpc.ReplyHandler: every outbound message
+// (reply or not) is sent to outbound_url.
+func (h *handler) HandleReply(ctx context.Context, s *httprpc.Server, m *schemas.UserMessage) error {
+	u, err := url.Parse(h.cfg.OutboundURL)
+	if err != nil {
+		return worker.Permanent(fmt.Errorf("mediafone: outbound_url: %w", err))
+	}
+	q := u.Query()
+	q.Set("username", h.cfg.Username)
+	q.Set("password", h.cfg.Password)
+	q.Set("phone", m.To())
+	q.Set("msg", m.Text())
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return worker.Permanent(fmt.Errorf("mediafone: build request to %s: invalid request", httpsend.Public(u)))
+	}
+	resp, err := h.send.Do(ctx, s.Transport, req)
+	if err != nil {
+		return err
+	}
+	if resp.Status == http.StatusOK {
+		return s.PublishAck(ctx, m.MessageID, m.MessageID)
+	}
+	reason := fmt.Sprintf("Unexpected response code: %d", resp.Status)
+	s.Log.Warn("mediafone refused a message", "message_id", m.MessageID, "status", resp.Status, "body", string(resp.Body))
+	return s.PublishEvent(ctx, &schemas.Event{EventType: schemas.EventNack, UserMessageID: m.MessageID,
+		SentMessageID: schemas.String(m.MessageID), NackReason: &reason})
+}
