@@ -13,6 +13,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/imimobile"
 	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/irc"
+	"github.com/vumi-kafka/vumi/connectors/mtechussd"
 	"github.com/vumi-kafka/vumi/connectors/safaricom"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
@@ -52,7 +53,7 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
-	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind())
+	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
