@@ -14,6 +14,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/mtechussd"
+	"github.com/vumi-kafka/vumi/connectors/mtnrwanda"
 	"github.com/vumi-kafka/vumi/connectors/safaricom"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
@@ -53,7 +54,7 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
-	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind())
+	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
