@@ -13,6 +13,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/imimobile"
 	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/irc"
+	"github.com/vumi-kafka/vumi/connectors/mediaedgegsm"
 	"github.com/vumi-kafka/vumi/connectors/mtechussd"
 	"github.com/vumi-kafka/vumi/connectors/mtnrwanda"
 	"github.com/vumi-kafka/vumi/connectors/safaricom"
@@ -53,7 +54,7 @@ func kinds() *topology.Registry {
 	r.Add(httpapi.OldKinds()...)
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
-	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
+	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind(), mediaedgegsm.Kind())
 	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
