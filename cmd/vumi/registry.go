@@ -12,6 +12,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/imimobile"
 	"github.com/vumi-kafka/vumi/connectors/infobip"
+	"github.com/vumi-kafka/vumi/connectors/integrat"
 	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/mediaedgegsm"
 	"github.com/vumi-kafka/vumi/connectors/mtechussd"
@@ -55,7 +56,7 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind(), mediaedgegsm.Kind())
-	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind())
+	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind(), integrat.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
