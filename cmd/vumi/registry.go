@@ -12,10 +12,14 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/imimobile"
 	"github.com/vumi-kafka/vumi/connectors/infobip"
+	"github.com/vumi-kafka/vumi/connectors/integrat"
 	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
 	"github.com/vumi-kafka/vumi/connectors/mtechkenya"
 	"github.com/vumi-kafka/vumi/connectors/netcore"
+	"github.com/vumi-kafka/vumi/connectors/mediaedgegsm"
+	"github.com/vumi-kafka/vumi/connectors/mtechussd"
+	"github.com/vumi-kafka/vumi/connectors/mtnrwanda"
 	"github.com/vumi-kafka/vumi/connectors/safaricom"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
@@ -59,6 +63,8 @@ func kinds() *topology.Registry {
 	r.Add(mediafonemc.Kind())
 	r.Add(mtechkenya.Kinds()...)
 	r.Add(netcore.Kind())
+	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind(), mediaedgegsm.Kind())
+	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind(), integrat.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())

@@ -63,3 +63,14 @@ func Fields(form url.Values, expected, ignored []string, strict bool) (map[strin
 	}
 	return values, errs
 }
+
+// Map returns the problems, sorted, to combine with other entries of a
+// transport's 400 body.
+func (e FieldErrors) Map() map[string]any {
+	out := map[string]any{}
+	for k, v := range e {
+		sort.Strings(v)
+		out[k] = v
+	}
+	return out
+}

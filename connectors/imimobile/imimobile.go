@@ -148,7 +148,7 @@ func ParseRequest(path, webPath string, form url.Values, suffixes map[string]str
 		errs["unknown_suffix"] = suffix
 	}
 	v, ferrs := httprpc.Fields(form, expected, optional, strict)
-	for k, fields := range ferrs {
+	for k, fields := range ferrs.Map() {
 		errs[k] = fields
 	}
 	req := Request{ToAddr: toAddr, MSISDN: v["msisdn"], Msg: v["msg"], Code: v["code"], TID: v["tid"], DCS: v["dcs"]}

@@ -17,6 +17,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/connectors/ussdsession"
+	"github.com/vumi-kafka/vumi/internal/xmlrpc"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -72,7 +73,7 @@ func (c *Config) Validate() error {
 	c.rpc = httprpc.Config{
 		Config: c.Config, WebPath: "/", WebPort: *c.Port, WebInterface: c.Interface,
 		RequestTimeout: c.RequestTimeout, RequestTimeoutStatusCode: http.StatusOK,
-		RequestTimeoutBody: string(response(errorStruct)),
+		RequestTimeoutBody: string(xmlrpc.Response(errorStruct)),
 		// Calls are XML bodies: there are no query parameters to check.
 		ValidationMode: httprpc.Permissive,
 		HealthPath:     "health",
@@ -119,21 +120,15 @@ type handler struct {
 	sessions *ussdsession.Store
 }
 
-// XML-RPC fault codes (Twisted's).
-const (
-	faultNotFound = 8001
-	faultFailure  = 8002
-)
-
 // HandleRequest implements httprpc.Handler.
 func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httprpc.Request) {
 	if r.HTTP.Method != http.MethodPost {
-		r.Finish(s, fault(faultFailure, "XML-RPC calls are POST requests"), http.StatusMethodNotAllowed)
+		r.Finish(s, xmlrpc.Fault(xmlrpc.FaultFailure, "XML-RPC calls are POST requests"), http.StatusMethodNotAllowed)
 		return
 	}
-	method, members, err := parseCall(r.HTTP.Body)
+	method, members, err := xmlrpc.ParseCall(r.HTTP.Body)
 	if err != nil {
-		r.Finish(s, fault(faultFailure, err.Error()), http.StatusBadRequest)
+		r.Finish(s, xmlrpc.Fault(xmlrpc.FaultFailure, err.Error()), http.StatusBadRequest)
 		return
 	}
 	var required []string
@@ -145,11 +140,11 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 	case "USSD.END":
 		required = []string{"session"}
 	default:
-		r.Finish(s, fault(faultNotFound, fmt.Sprintf("procedure %s not found", method)), http.StatusBadRequest)
+		r.Finish(s, xmlrpc.Fault(xmlrpc.FaultNotFound, fmt.Sprintf("procedure %s not found", method)), http.StatusBadRequest)
 		return
 	}
-	if missing := missingMembers(members, required...); missing != "" {
-		r.Finish(s, fault(faultFailure, "missing struct members: "+missing), http.StatusBadRequest)
+	if missing := xmlrpc.MissingMembers(members, required...); missing != "" {
+		r.Finish(s, xmlrpc.Fault(xmlrpc.FaultFailure, "missing struct members: "+missing), http.StatusBadRequest)
 		return
 	}
 	sessionID := *members["session"]
@@ -163,7 +158,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		session, err = h.sessions.Get(sessionID)
 		if err == nil && session == nil {
 			s.Log.Warn("no such USSD session; it expired or never began", "session_id", sessionID, "method", method)
-			r.Finish(s, response(errorStruct), http.StatusOK)
+			r.Finish(s, xmlrpc.Response(errorStruct), http.StatusOK)
 			return
 		}
 		ev = schemas.SessionClose
@@ -173,7 +168,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 	}
 	if err != nil {
 		s.Log.Error("session table unavailable", "session_id", sessionID, "error", err)
-		r.Finish(s, response(errorStruct), http.StatusServiceUnavailable)
+		r.Finish(s, xmlrpc.Response(errorStruct), http.StatusServiceUnavailable)
 		return
 	}
 	m := &schemas.UserMessage{
@@ -184,7 +179,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 	if ev != schemas.SessionClose {
 		if err := s.Publish(ctx, r, m); err != nil {
 			s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-			r.Finish(s, response(errorStruct), http.StatusServiceUnavailable)
+			r.Finish(s, xmlrpc.Response(errorStruct), http.StatusServiceUnavailable)
 		}
 		return
 	}
@@ -193,13 +188,13 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 	m.MessageID = r.ID
 	if err := s.PublishInbound(ctx, m); err != nil {
 		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, response(errorStruct), http.StatusServiceUnavailable)
+		r.Finish(s, xmlrpc.Response(errorStruct), http.StatusServiceUnavailable)
 		return
 	}
 	if err := h.sessions.Delete(ctx, sessionID); err != nil {
 		s.Log.Warn("session not deleted; it expires by itself", "session_id", sessionID, "error", err)
 	}
-	r.Finish(s, response(map[string]string{}), http.StatusOK)
+	r.Finish(s, xmlrpc.Response(map[string]string{}), http.StatusOK)
 }
 
 // HandleReply implements httprpc.ReplyHandler.
@@ -212,5 +207,5 @@ func (h *handler) HandleReply(ctx context.Context, s *httprpc.Server, m *schemas
 	if m.Session() == schemas.SessionClose {
 		typ = "end"
 	}
-	return s.Deliver(ctx, m, response(map[string]string{"session": sessionID, "type": typ, "message": m.Text()}), http.StatusOK, nil)
+	return s.Deliver(ctx, m, xmlrpc.Response(map[string]string{"session": sessionID, "type": typ, "message": m.Text()}), http.StatusOK, nil)
 }

@@ -1,4 +1,4 @@
-package trueafrican
+package xmlrpc
 
 import (
 	"strings"
@@ -6,29 +6,29 @@ import (
 )
 
 func TestParseCall(t *testing.T) {
-	method, m, err := parseCall(strings.NewReader(`<?xml version="1.0"?><methodCall><methodName>USSD.INIT</methodName><params><param><value><struct>
+	method, m, err := ParseCall(strings.NewReader(`<?xml version="1.0"?><methodCall><methodName>USSD.INIT</methodName><params><param><value><struct>
 <member><name>msisdn</name><value><string>+256</string></value></member>
 <member><name>shortcode</name><value>*7#</value></member>
 <member><name>n</name><value><int>4</int></value></member>
 <member><name>none</name><value><nil/></value></member>
 </struct></value></param></params></methodCall>`))
 	if err != nil || method != "USSD.INIT" || *m["msisdn"] != "+256" || *m["shortcode"] != "*7#" || *m["n"] != "4" || m["none"] != nil {
-		t.Fatalf("parseCall: %q %v %v", method, m, err)
+		t.Fatalf("ParseCall: %q %v %v", method, m, err)
 	}
-	if got := missingMembers(m, "msisdn", "none", "session"); got != "none, session" {
+	if got := MissingMembers(m, "msisdn", "none", "session"); got != "none, session" {
 		t.Errorf("missingMembers = %q", got)
 	}
-	if _, _, err := parseCall(strings.NewReader(`<methodCall><methodName>X</methodName><params><param><value><struct><member><name>a</name><value><struct></struct></value></member></struct></value></param></params></methodCall>`)); err == nil {
+	if _, _, err := ParseCall(strings.NewReader(`<methodCall><methodName>X</methodName><params><param><value><struct><member><name>a</name><value><struct></struct></value></member></struct></value></param></params></methodCall>`)); err == nil {
 		t.Error("a nested struct was accepted as a scalar")
 	}
 }
 
 func TestResponseEscapes(t *testing.T) {
-	got := string(response(map[string]string{"message": "a<b & c"}))
+	got := string(Response(map[string]string{"message": "a<b & c"}))
 	if !strings.Contains(got, "<string>a&lt;b &amp; c</string>") {
 		t.Errorf("response %s", got)
 	}
-	if f := string(fault(8002, "x<y")); !strings.Contains(f, "<int>8002</int>") || !strings.Contains(f, "x&lt;y") {
+	if f := string(Fault(8002, "x<y")); !strings.Contains(f, "<int>8002</int>") || !strings.Contains(f, "x&lt;y") {
 		t.Errorf("fault %s", f)
 	}
 }
@@ -40,7 +40,7 @@ func FuzzParseCall(f *testing.F) {
 	f.Add(`<methodCall><methodName>x</methodName></methodCall>`)
 	f.Add(`<methodCall><params><param><value><struct><member><value><nil/></value></member></struct></value></param></params>`)
 	f.Fuzz(func(t *testing.T, in string) {
-		_, m, err := parseCall(strings.NewReader(in))
+		_, m, err := ParseCall(strings.NewReader(in))
 		if err == nil && m == nil {
 			t.Fatal("accepted without members")
 		}

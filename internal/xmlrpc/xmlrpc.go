@@ -1,4 +1,8 @@
-package trueafrican
+// Package xmlrpc reads and writes the little of XML-RPC that Vumi's
+// XML-RPC USSD transports (TrueAfrican, MTN Rwanda) use: method calls
+// whose one parameter is a struct of scalars, responses holding a struct
+// of strings, and faults.
+package xmlrpc
 
 import (
 	"bytes"
@@ -59,13 +63,19 @@ func (v value) scalar() (s *string, ok bool) {
 	return &t, true
 }
 
+// Fault codes (Twisted's).
+const (
+	FaultNotFound = 8001
+	FaultFailure  = 8002
+)
+
 // errNotStructCall is returned for a call whose parameters are not one
 // struct.
 var errNotStructCall = errors.New("the call's one parameter must be a struct")
 
-// parseCall reads a method call with one struct parameter: its method
+// ParseCall reads a method call with one struct parameter: its method
 // name and the struct's scalar members (nil for <nil/>).
-func parseCall(r io.Reader) (string, map[string]*string, error) {
+func ParseCall(r io.Reader) (string, map[string]*string, error) {
 	var c methodCall
 	dec := xml.NewDecoder(r)
 	if err := dec.Decode(&c); err != nil {
@@ -85,8 +95,8 @@ func parseCall(r io.Reader) (string, map[string]*string, error) {
 	return c.MethodName, members, nil
 }
 
-// response is an XML-RPC method response holding one struct of strings.
-func response(members map[string]string) []byte {
+// Response is an XML-RPC method response holding one struct of strings.
+func Response(members map[string]string) []byte {
 	var b bytes.Buffer
 	b.WriteString("<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><struct>\n")
 	keys := make([]string, 0, len(members))
@@ -105,8 +115,8 @@ func response(members map[string]string) []byte {
 	return b.Bytes()
 }
 
-// fault is an XML-RPC fault response.
-func fault(code int, msg string) []byte {
+// Fault is an XML-RPC fault response.
+func Fault(code int, msg string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n"+
 		"<member>\n<name>faultCode</name>\n<value><int>%d</int></value>\n</member>\n"+
@@ -116,8 +126,8 @@ func fault(code int, msg string) []byte {
 	return b.Bytes()
 }
 
-// missingMembers names the required members absent (or nil) in m.
-func missingMembers(m map[string]*string, required ...string) string {
+// MissingMembers names the required members absent (or nil) in m.
+func MissingMembers(m map[string]*string, required ...string) string {
 	var missing []string
 	for _, k := range required {
 		if m[k] == nil {
