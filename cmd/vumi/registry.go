@@ -14,6 +14,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
 	"github.com/vumi-kafka/vumi/connectors/mtechkenya"
 	"github.com/vumi-kafka/vumi/connectors/netcore"
+	"github.com/vumi-kafka/vumi/connectors/opera"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
@@ -55,6 +56,7 @@ func kinds() *topology.Registry {
 	r.Add(mediafonemc.Kind())
 	r.Add(mtechkenya.Kinds()...)
 	r.Add(netcore.Kind())
+	r.Add(opera.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
