@@ -36,9 +36,7 @@ import (
 func Topic(transportName string) string { return transportName + ".ussd_sessions" }
 
 // Stream is the table's topic declaration, for a config's IO.
-func Stream(transportName string) topology.Stream {
-	return topology.Stream{Topic: Topic(transportName), Kind: "state", Compacted: true}
-}
+func Stream(transportName string) topology.Stream { return TableStream(Topic(transportName)) }
 
 // AddIO declares the session table in io (read and written).
 func AddIO(io topology.IO, transportName string) topology.IO {
@@ -79,7 +77,22 @@ type Store struct {
 // Open builds the session table of transportName with sessions living ttl
 // after their last write. Run must be called for it to work.
 func Open(b *worker.Base, transportName string, ttl time.Duration) (*Store, error) {
-	topic := b.Deps.Names.Prefix + Topic(transportName)
+	return OpenTable(b, Topic(transportName), ttl)
+}
+
+// TableStream declares a keyed table's compacted topic, for a config's IO.
+func TableStream(topic string) topology.Stream {
+	return topology.Stream{Topic: topic, Kind: "state", Compacted: true}
+}
+
+// OpenTable builds a keyed table with expiring entries on topic (without
+// the cluster's prefix; declare it in the worker's IO with TableStream),
+// for other state Vumi kept in Redis with a lifetime, e.g. a transport's
+// map from a provider's message ids to Vumi's. Entries are flat string
+// maps that live ttl after their last write. Run must be called for it to
+// work.
+func OpenTable(b *worker.Base, topic string, ttl time.Duration) (*Store, error) {
+	topic = b.Deps.Names.Prefix + topic
 	cfg := b.Deps.SaramaConfig(b.Name + ".sessions")
 	em, err := goka.NewEmitter(b.Deps.Brokers, goka.Stream(topic), new(gokacodec.Bytes),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
@@ -114,8 +127,29 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	go s.sweep(ctx, sweepEvery(s.ttl))
-	if err := v.Run(ctx); err != nil && ctx.Err() == nil {
+	// The sweep iterates over the view: stop it before the view closes
+	// (goka's close and Iterator race otherwise).
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		s.sweep(sweepCtx, sweepEvery(s.ttl))
+	}()
+	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopView()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-viewCtx.Done():
+		}
+		stopSweep()
+		<-sweepDone
+		stopView()
+	}()
+	err = v.Run(viewCtx)
+	stopSweep()
+	<-sweepDone
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("session table %s: %w", s.topic, err)
 	}
 	return nil
