@@ -16,6 +16,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/connectors/trueafrican"
+	"github.com/vumi-kafka/vumi/connectors/truteq"
 	"github.com/vumi-kafka/vumi/connectors/twitter"
 	"github.com/vumi-kafka/vumi/connectors/vas2nets"
 	"github.com/vumi-kafka/vumi/connectors/vodacommessaging"
@@ -49,6 +50,7 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
+	r.Add(truteq.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
