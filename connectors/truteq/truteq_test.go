@@ -102,8 +102,12 @@ func TestLoginAndFullSession(t *testing.T) {
 	// The application ends the session: type 3.
 	end := res.Reply("Bye", false)
 	e.SendOutbound(end)
-	srv.request(func(r request) bool { return r.id == "110" && len(r.fields) == 3 && r.fields[1] == "3" && r.fields[2] == "Bye" })
-	e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == end.MessageID && ev.EventType == schemas.EventAck }, within)
+	srv.request(func(r request) bool {
+		return r.id == "110" && len(r.fields) == 3 && r.fields[1] == "3" && r.fields[2] == "Bye"
+	})
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		return ev.UserMessageID == end.MessageID && ev.EventType == schemas.EventAck
+	}, within)
 
 	// The network reports the end: close, and the session is cleared.
 	srv.ussd(p, "27831234567", "3", "")
@@ -130,7 +134,9 @@ func TestLoginAndFullSession(t *testing.T) {
 		TransportName: schemas.String("truteq"), TransportType: schemas.String("ussd"), Timestamp: schemas.Now()}
 	e.SendOutbound(none)
 	srv.request(func(r request) bool { return r.id == "110" && r.fields[0] == "27830000002" && r.fields[1] == "2" })
-	e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "no-session-event" && ev.EventType == schemas.EventAck }, within)
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		return ev.UserMessageID == "no-session-event" && ev.EventType == schemas.EventAck
+	}, within)
 
 	// ISO-8859-1: é is sent as one byte and comes back as é.
 	srv.ussd(p, "27830000003", "1", "*1#")
@@ -316,7 +322,9 @@ func TestSessionAcrossInstances(t *testing.T) {
 	reply := res.Reply("bye", false)
 	e.SendOutbound(reply)
 	srv.request(func(r request) bool { return r.id == "110" && r.fields[2] == "bye" })
-	e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck }, within)
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck
+	}, within)
 }
 
 func TestConfig(t *testing.T) {
