@@ -27,6 +27,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/smssync"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/connectors/trueafrican"
+	"github.com/vumi-kafka/vumi/connectors/truteq"
 	"github.com/vumi-kafka/vumi/connectors/twitter"
 	"github.com/vumi-kafka/vumi/connectors/vas2nets"
 	"github.com/vumi-kafka/vumi/connectors/vodacommessaging"
@@ -67,6 +68,7 @@ func kinds() *topology.Registry {
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind(), mediaedgegsm.Kind())
 	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind(), integrat.Kind())
 	r.Add(opera.Kind())
+	r.Add(truteq.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())

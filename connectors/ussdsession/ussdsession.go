@@ -253,11 +253,20 @@ func (s *Store) put(ctx context.Context, key string, fields Session, expires tim
 }
 
 // Delete removes the session under key, and returns once Kafka has it.
+// The deletion is written as a marker with its time (tombstoned by the
+// sweep later), so that another instance whose own recent write of the
+// session still shadows its view sees that the deletion is newer.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	now := s.now()
+	e := entry{Deleted: true, Written: now.UnixMilli(), Expires: now.Add(overlayTTL).UnixMilli()}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("session table %s: encode: %w", s.topic, err)
+	}
 	s.mu.Lock()
-	s.overlay[key] = entry{Deleted: true, Written: s.now().UnixMilli()}
+	s.overlay[key] = e
 	s.mu.Unlock()
-	return s.emit(ctx, key, nil)
+	return s.emit(ctx, key, b)
 }
 
 func (s *Store) emit(ctx context.Context, key string, value []byte) error {

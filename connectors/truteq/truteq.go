@@ -1,0 +1,722 @@
+// Package truteq is Vumi's TruteqTransport: USSD over TruTeq's SSMI
+// protocol, a TCP client that logs in, checks the link every
+// link_check_period seconds and reconnects with Vumi's back-off.
+//
+// Inbound USSD_MESSAGE and EXTENDED_USSD_MESSAGE commands become user
+// messages: session type 1 (new) starts a session whose USSD code (with a
+// "#" appended when missing) is kept in the transport's session table for
+// ussd_session_lifetime seconds under the user's number, so that any
+// instance can continue it; 2 (response) resumes it and 3 (end) and 4
+// (timeout) close it. Outbound messages become SEND_USSD_MESSAGE commands
+// of type 1, 2 or 3 for session_event new, resume (or none) and close.
+package truteq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vumi-kafka/vumi/connectors/tcpclient"
+	"github.com/vumi-kafka/vumi/connectors/transport"
+	"github.com/vumi-kafka/vumi/connectors/ussdsession"
+	"github.com/vumi-kafka/vumi/internal/endpoint"
+	"github.com/vumi-kafka/vumi/internal/worker"
+	"github.com/vumi-kafka/vumi/processors/middleware"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Config is Vumi's TruteqTransportConfig.
+type Config struct {
+	transport.Config `yaml:",inline"`
+	// Username and Password of the TruTeq account. Required.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// TwistedEndpoint is the SSMI server; default
+	// "tcp:host=sms.truteq.com:port=50008".
+	TwistedEndpoint string `yaml:"twisted_endpoint"`
+	// Host and Port are Vumi's deprecated alternative to twisted_endpoint.
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// LinkCheckPeriod is the number of seconds between link checks; a
+	// check still unanswered when the next one is due drops the
+	// connection. Default 60.
+	LinkCheckPeriod int `yaml:"link_check_period"`
+	// UssdSessionLifetime is how many seconds a session is kept after it
+	// starts. Default 300.
+	UssdSessionLifetime int `yaml:"ussd_session_lifetime"`
+	// Debug logs every SSMI command sent and received (passwords
+	// redacted).
+	Debug bool `yaml:"debug"`
+	// RedisManager is accepted for compatibility with Vumi configs and
+	// ignored: sessions live in the session table.
+	RedisManager map[string]any `yaml:"redis_manager"`
+	// InitialReconnectDelay and MaxReconnectDelay bound the delay before
+	// reconnecting, in seconds (it grows by a factor of e). Defaults 1 and
+	// 3600, Vumi's ReconnectingClientService.
+	InitialReconnectDelay float64 `yaml:"initial_reconnect_delay"`
+	MaxReconnectDelay     float64 `yaml:"max_reconnect_delay"`
+
+	addr string
+}
+
+const defaultEndpoint = "tcp:host=sms.truteq.com:port=50008"
+
+// Validate implements topology.WorkerConfig.
+func (c *Config) Validate() error {
+	if err := c.ValidateBase(); err != nil {
+		return err
+	}
+	if c.Username == "" {
+		return errors.New("key username: is required")
+	}
+	if c.Password == "" {
+		return errors.New("key password: is required")
+	}
+	for _, kv := range [][2]string{{"username", c.Username}, {"password", c.Password}} {
+		if strings.ContainsAny(kv[1], ",\r\n") {
+			return fmt.Errorf("key %s: may not contain a comma or a line break (SSMI separators)", kv[0])
+		}
+	}
+	switch {
+	case c.TwistedEndpoint != "" && (c.Host != "" || c.Port != 0):
+		return errors.New("key twisted_endpoint: give either twisted_endpoint or the deprecated host and port, not both")
+	case c.Host != "" || c.Port != 0:
+		if c.Host == "" || c.Port == 0 {
+			return errors.New("key host: the deprecated host and port must be given together")
+		}
+		if c.Port < 1 || c.Port > 65535 {
+			return fmt.Errorf("key port: must be between 1 and 65535, got %d", c.Port)
+		}
+		c.addr = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	default:
+		if c.TwistedEndpoint == "" {
+			c.TwistedEndpoint = defaultEndpoint
+		}
+		addr, err := endpoint.Client(c.TwistedEndpoint)
+		if err != nil {
+			return fmt.Errorf("key twisted_endpoint: %w", err)
+		}
+		c.addr = addr
+	}
+	if c.LinkCheckPeriod == 0 {
+		c.LinkCheckPeriod = 60
+	}
+	if c.LinkCheckPeriod < 1 {
+		return fmt.Errorf("key link_check_period: must be at least 1 second, got %d", c.LinkCheckPeriod)
+	}
+	if c.UssdSessionLifetime == 0 {
+		c.UssdSessionLifetime = 300
+	}
+	if c.UssdSessionLifetime < 1 {
+		return fmt.Errorf("key ussd_session_lifetime: must be at least 1 second, got %d", c.UssdSessionLifetime)
+	}
+	if c.InitialReconnectDelay == 0 {
+		c.InitialReconnectDelay = 1
+	}
+	if c.MaxReconnectDelay == 0 {
+		c.MaxReconnectDelay = 3600
+	}
+	if c.InitialReconnectDelay < 0 || c.MaxReconnectDelay < c.InitialReconnectDelay {
+		return fmt.Errorf("key max_reconnect_delay: must be at least initial_reconnect_delay (%v), got %v", c.InitialReconnectDelay, c.MaxReconnectDelay)
+	}
+	return nil
+}
+
+// IO implements topology.WorkerConfig: the transport's topics and its
+// session table.
+func (c *Config) IO(name string) topology.IO {
+	return ussdsession.AddIO(c.Config.IO(name), c.TransportName)
+}
+
+// Kind is the TruTeq SSMI transport worker kind.
+func Kind() *topology.Kind {
+	return &topology.Kind{
+		Name: "truteq_ussd", Aliases: []string{"vumi.transports.truteq.TruteqTransport", "vumi.transports.truteq.truteq.TruteqTransport"},
+		Role: topology.RoleTransport, Summary: "TruTeq USSD over SSMI (TCP client: login, link checks, reconnects)",
+		NewConfig: func() topology.WorkerConfig { return &Config{} },
+		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
+			return &Transport{deps: deps, spec: spec, cfg: spec.Config.(*Config)}, nil
+		},
+	}
+}
+
+// Timings that are not Vumi config; tests shorten them.
+var (
+	dialTimeout  = 30 * time.Second
+	loginTimeout = 30 * time.Second
+	// sendWait is how long an outbound message waits for a logged-in
+	// connection before it is nacked.
+	sendWait = 30 * time.Second
+	// sessionGrace is how long a resume or end waits for a session
+	// another instance just started to reach this instance's table.
+	sessionGrace = 3 * time.Second
+	writeTimeout = 10 * time.Second
+)
+
+// Inbound work is spread over lanes keyed by the user's number, at most
+// laneDepth waiting per lane: a full lane stops the reader.
+const (
+	lanes     = 16
+	laneDepth = 4
+)
+
+// Status components and types.
+const component = "ssmi"
+
+// Transport is the TruTeq transport worker.
+type Transport struct {
+	deps *topology.Deps
+	spec *topology.WorkerSpec
+	cfg  *Config
+
+	t        *transport.Transport
+	log      *slog.Logger
+	sessions *ussdsession.Store
+
+	mu       sync.Mutex
+	cur      *conn
+	changed  chan struct{}
+	stopping chan struct{}
+}
+
+// conn is one logged-in (or logging-in) connection.
+type conn struct {
+	c       net.Conn
+	wmu     sync.Mutex
+	closed  chan struct{}
+	once    sync.Once
+	err     error
+	loginCh chan error // the login's outcome, once
+	// linkPending is set when a link check is sent and cleared by its ACK.
+	linkPending atomic.Bool
+	loggedIn    atomic.Bool
+}
+
+func (c *conn) close(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.closed)
+		_ = c.c.Close()
+	})
+}
+
+// Run connects and serves until ctx ends.
+func (tr *Transport) Run(ctx context.Context) error {
+	t, err := transport.New(tr.deps, tr.spec, &tr.cfg.Config)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	tr.t, tr.log = t, t.Log
+	tr.changed = make(chan struct{})
+	tr.stopping = make(chan struct{})
+	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.UssdSessionLifetime)*time.Second)
+	if err != nil {
+		return err
+	}
+	stCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSessions()
+	stErr := make(chan error, 1)
+	go func() { stErr <- tr.sessions.Run(stCtx) }()
+	select {
+	case <-ctx.Done():
+		stopSessions()
+		<-stErr
+		return nil
+	case err := <-stErr:
+		if err == nil {
+			err = errors.New("session table stopped")
+		}
+		return err
+	case <-waitCh(stCtx, tr.sessions):
+	}
+
+	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
+	connDone := make(chan struct{})
+	go func() {
+		defer close(connDone)
+		tr.connectLoop(connCtx)
+	}()
+	go func() {
+		<-ctx.Done()
+		close(tr.stopping)
+	}()
+	runErr := t.Run(ctx, tr)
+	stopConn()
+	<-connDone
+	stopSessions()
+	if err := <-stErr; err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+func waitCh(ctx context.Context, s *ussdsession.Store) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		if s.Wait(ctx) == nil {
+			close(ch)
+		}
+	}()
+	return ch
+}
+
+func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
+	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
+}
+
+func (tr *Transport) set(c *conn) {
+	tr.mu.Lock()
+	tr.cur = c
+	close(tr.changed)
+	tr.changed = make(chan struct{})
+	tr.mu.Unlock()
+}
+
+func (tr *Transport) current() (*conn, <-chan struct{}) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.cur, tr.changed
+}
+
+// connectLoop keeps a logged-in connection, reconnecting with back-off.
+func (tr *Transport) connectLoop(ctx context.Context) {
+	bo := tcpclient.Backoff{
+		Initial: time.Duration(tr.cfg.InitialReconnectDelay * float64(time.Second)),
+		Max:     time.Duration(tr.cfg.MaxReconnectDelay * float64(time.Second)),
+	}
+	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to the SSMI server "+tr.cfg.addr)
+	for ctx.Err() == nil {
+		loggedIn := tr.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if loggedIn {
+			bo.Reset()
+		}
+		d := bo.Next()
+		tr.log.Info("reconnecting to the SSMI server", "addr", tr.cfg.addr, "in", d)
+		if !tcpclient.Sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// session runs one connection: dial, login, link checks, reading. It
+// reports whether the login succeeded.
+func (tr *Transport) session(ctx context.Context) bool {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", tr.cfg.addr)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			tr.log.Warn("cannot connect to the SSMI server", "addr", tr.cfg.addr, "error", err)
+			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to the SSMI server: "+err.Error())
+		}
+		return false
+	}
+	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		tr.read(ctx, c)
+	}()
+	defer func() {
+		tr.set(nil)
+		c.close(errors.New("stopping"))
+		<-readDone
+	}()
+	if err := tr.write(c, encodeRequest(reqLogin, []byte(tr.cfg.Username), []byte(tr.cfg.Password))); err != nil {
+		tr.lost(ctx, c, false)
+		return false
+	}
+	t := time.NewTimer(loginTimeout)
+	defer t.Stop()
+	select {
+	case err := <-c.loginCh:
+		if err != nil {
+			tr.log.Error("the SSMI server refused the login", "username", tr.cfg.Username, "error", err)
+			tr.status(ctx, schemas.StatusDown, "login_failed", "The SSMI server refused the login: "+err.Error())
+			c.close(err)
+			return false
+		}
+	case <-c.closed:
+		tr.lost(ctx, c, false)
+		return false
+	case <-t.C:
+		tr.log.Error("no answer to the login", "within", loginTimeout)
+		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
+		c.close(errors.New("login timed out"))
+		return false
+	case <-ctx.Done():
+		tr.logout(c)
+		return false
+	}
+	c.loggedIn.Store(true)
+	tr.log.Info("logged in to the SSMI server", "addr", tr.cfg.addr, "username", tr.cfg.Username)
+	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to the SSMI server")
+	tr.set(c)
+
+	period := time.Duration(tr.cfg.LinkCheckPeriod) * time.Second
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			tr.set(nil)
+			tr.logout(c)
+			return true
+		case <-c.closed:
+			tr.lost(ctx, c, true)
+			return true
+		case <-tick.C:
+		}
+		if c.linkPending.Load() {
+			tr.log.Warn("link check unanswered; reconnecting", "period", period)
+			tr.status(ctx, schemas.StatusDown, "link_check_failed", fmt.Sprintf("No answer to a link check within %v", period))
+			c.close(errors.New("link check unanswered"))
+			return true
+		}
+		c.linkPending.Store(true)
+		if err := tr.write(c, encodeRequest(reqLinkCheck)); err != nil {
+			tr.lost(ctx, c, true)
+			return true
+		}
+	}
+}
+
+func (tr *Transport) lost(ctx context.Context, c *conn, wasUp bool) {
+	tr.set(nil)
+	<-c.closed
+	msg := "Connection to the SSMI server lost"
+	if c.err != nil {
+		msg += ": " + c.err.Error()
+	}
+	tr.log.Warn("connection to the SSMI server lost", "error", c.err, "logged_in", wasUp)
+	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
+}
+
+// logout says goodbye at shutdown.
+func (tr *Transport) logout(c *conn) {
+	_ = tr.write(c, encodeRequest(reqLogout))
+	c.close(errors.New("logged out"))
+}
+
+func (tr *Transport) write(c *conn, line []byte) error {
+	if tr.cfg.Debug {
+		tr.log.Info("ssmi >>", "line", redact(line))
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	select {
+	case <-c.closed:
+		return errors.New("connection closed")
+	default:
+	}
+	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.c.Write(line); err != nil {
+		c.close(fmt.Errorf("write: %w", err))
+		return err
+	}
+	return nil
+}
+
+// redact hides the password of a LOGIN line.
+func redact(line []byte) string {
+	s := strings.TrimSuffix(latin1(line), "\r")
+	if strings.HasPrefix(s, ssmiHeader+","+reqLogin+",") {
+		parts := strings.SplitN(s, ",", 4)
+		if len(parts) == 4 {
+			parts[3] = "***"
+		}
+		return strings.Join(parts, ",")
+	}
+	return s
+}
+
+type inbound struct {
+	frame *Frame
+	raw   []byte
+}
+
+// read reads lines until the connection ends; USSD messages go to lanes
+// by number (so that each user's messages keep their order), the rest is
+// handled here.
+func (tr *Transport) read(ctx context.Context, c *conn) {
+	lanes := tcpclient.NewLanes(lanes, laneDepth, func(in inbound) { tr.handleUSSD(ctx, in) })
+	defer lanes.Close()
+	var lr lineReader
+	buf := make([]byte, 4096)
+	for {
+		for {
+			line, tooLong, ok := lr.next()
+			if !ok {
+				break
+			}
+			if tooLong {
+				tr.malformed(ctx, nil, "", fmt.Errorf("%w: line longer than %d bytes discarded", ErrMalformed, maxLine))
+				continue
+			}
+			raw := append([]byte(nil), line...)
+			if tr.cfg.Debug {
+				tr.log.Info("ssmi <<", "line", latin1(raw))
+			}
+			if len(raw) == 0 {
+				continue
+			}
+			f, err := ParseResponse(raw)
+			if err != nil {
+				tr.malformed(ctx, raw, "", err)
+				continue
+			}
+			if !tr.dispatch(ctx, c, lanes, inbound{f, raw}) {
+				return
+			}
+		}
+		n, err := c.c.Read(buf)
+		if n > 0 {
+			lr.feed(buf[:n])
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("closed by the SSMI server")
+			}
+			c.close(err)
+			return
+		}
+	}
+}
+
+// dispatch handles one parsed command; false stops reading.
+func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lanes[inbound], in inbound) bool {
+	f := in.frame
+	switch f.ID {
+	case respAck:
+		switch f.Get("ack_type") {
+		case ackLoginOK:
+			select {
+			case c.loginCh <- nil:
+			default:
+			}
+		case ackLinkCheck:
+			c.linkPending.Store(false)
+		default:
+			tr.log.Info("ACK from the SSMI server", "ack_type", f.Get("ack_type"))
+		}
+	case respNack:
+		if !c.loggedIn.Load() {
+			select {
+			case c.loginCh <- fmt.Errorf("NACK (nack_type %s)", f.Get("nack_type")):
+			default:
+			}
+		} else {
+			tr.log.Warn("NACK from the SSMI server", "nack_type", f.Get("nack_type"))
+		}
+	case respUSSD, respExtUSSD:
+		tr.t.Count("frames.ussd", 1)
+		return lanes.Dispatch(ctx, f.Get("msisdn"), in)
+	case respLogout:
+		tr.log.Warn("received remote logout command", "ip", f.Get("ip"))
+		tr.status(ctx, schemas.StatusDegraded, "remote_logout", "The SSMI server logged us out (ip "+f.Get("ip")+")")
+	case respMO, respBinMO, respPremMO, respPremBMO:
+		tr.malformed(ctx, in.raw, f.Get("msisdn"), worker.Permanent(fmt.Errorf("unsupported SSMI command %s (only USSD is supported), dropped", f.Name)))
+	default: // SEQ, DR, FREE_FORM, IMSI_LOOKUP_REPLY: nothing asked for them
+		tr.log.Info("SSMI command ignored", "command", f.Name, "line", latin1(in.raw))
+	}
+	return true
+}
+
+// malformed logs a line that could not be handled and publishes it to the
+// failures topic; the connection goes on.
+func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
+	tr.log.Warn("SSMI command not handled", "error", err, "line", clip(latin1(raw)))
+	tr.t.Count("frames.malformed", 1)
+	if worker.CodeOf(err) == nil {
+		err = worker.Permanent(err)
+	}
+	f := tr.t.FailureFor(nil, nil, "", err)
+	f.Raw = raw
+	if key != "" {
+		f.Key = []byte(key)
+	}
+	if perr := tr.t.Base.SendFailure(context.WithoutCancel(ctx), tr.cfg.TransportName, f); perr != nil {
+		tr.log.Error("failure not published", "error", perr)
+	}
+}
+
+// Vumi's mapping of SSMI USSD types to session events.
+var ssmiToVumi = map[string]schemas.SessionEvent{
+	ussdNew:      schemas.SessionNew,
+	ussdResponse: schemas.SessionResume,
+	ussdEnd:      schemas.SessionClose,
+	ussdTimeout:  schemas.SessionClose,
+}
+
+// genfieldNames are the colon-separated fields of an extended USSD
+// message, in order.
+var genfieldNames = []string{"IMSI", "Subscriber Type", "OperatorID", "SessionID", "ValiPort"}
+
+// handleUSSD turns a USSD command into an inbound message (Vumi's
+// handle_raw_inbound_message).
+func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
+	f := in.frame
+	genfields := map[string]any{}
+	if f.ID == respExtUSSD {
+		vals := strings.Split(f.Get("genfields"), ":")
+		for i, name := range genfieldNames {
+			genfields[name] = ""
+			if i < len(vals) {
+				genfields[name] = vals[i]
+			}
+		}
+	}
+	ev, ok := ssmiToVumi[f.Get("type")]
+	if !ok {
+		tr.malformed(ctx, in.raw, f.Get("msisdn"), fmt.Errorf("%w: USSD type %q is not one of 1 (new), 2 (response), 3 (end), 4 (timeout)", ErrMalformed, clip(f.Get("type"))))
+		return
+	}
+	msisdn := middleware.NormalizeMSISDN(f.Get("msisdn"), "")
+	if msisdn == "" {
+		tr.malformed(ctx, in.raw, "", fmt.Errorf("%w: empty msisdn", ErrMalformed))
+		return
+	}
+	text := f.Get("message")
+	var content *string
+	var session ussdsession.Session
+	if ev == schemas.SessionNew {
+		if !strings.HasSuffix(text, "#") {
+			text += "#"
+		}
+		session = ussdsession.Session{"ussd_code": text, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
+		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			return tr.sessions.Put(pctx, msisdn, session)
+		}); err != nil {
+			tr.malformed(ctx, in.raw, msisdn, worker.Temporary(fmt.Errorf("session for %s not stored: %w", msisdn, err)))
+			return
+		}
+	} else {
+		content = &text
+		s, err := tr.loadSession(ctx, msisdn)
+		if err != nil || s == nil {
+			if err == nil {
+				err = worker.Permanent(fmt.Errorf("no USSD session for %s (never started, or older than ussd_session_lifetime %ds)", msisdn, tr.cfg.UssdSessionLifetime))
+			}
+			tr.malformed(ctx, in.raw, msisdn, err)
+			return
+		}
+		session = s
+	}
+	if ev == schemas.SessionClose {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := tr.sessions.Delete(dctx, msisdn)
+		cancel()
+		if err != nil {
+			tr.log.Warn("session not cleared; it expires with its lifetime", "msisdn", msisdn, "error", err)
+		}
+	}
+	m := &schemas.UserMessage{
+		FromAddr: schemas.String(msisdn), ToAddr: schemas.String(session["ussd_code"]),
+		SessionEvent: &ev, Content: content, TransportType: schemas.String(schemas.TransportUSSD),
+		TransportMetadata: schemas.Metadata{},
+		HelperMetadata:    schemas.Metadata{"truteq": map[string]any{"genfields": genfields}},
+	}
+	// Published even while stopping (it came from the peer); retried
+	// while Kafka is unreachable until the transport stops.
+	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
+		m2 := *m
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return tr.t.PublishMessage(pctx, &m2)
+	})
+	if err != nil {
+		tr.malformed(ctx, in.raw, msisdn, fmt.Errorf("inbound message not published: %w", err))
+	}
+}
+
+// loadSession reads a session, giving another instance's fresh write a
+// moment to arrive.
+func (tr *Transport) loadSession(ctx context.Context, msisdn string) (ussdsession.Session, error) {
+	deadline := time.Now().Add(sessionGrace)
+	for {
+		s, err := tr.sessions.Get(msisdn)
+		if err != nil {
+			return nil, worker.Temporary(err)
+		}
+		if s != nil || time.Now().After(deadline) {
+			return s, nil
+		}
+		if !tcpclient.Sleep(ctx, 50*time.Millisecond) {
+			return nil, nil
+		}
+	}
+}
+
+func isTemporary(err error) bool {
+	c := worker.CodeOf(err)
+	return c == nil || *c != schemas.FailurePermanent
+}
+
+func (tr *Transport) retrying(what string) func(error, time.Duration) {
+	return func(err error, d time.Duration) {
+		tr.log.Warn(what+"; retrying (not reading from the SSMI server meanwhile)", "error", err, "retry_in", d)
+	}
+}
+
+// Vumi's mapping of session events to SSMI USSD types.
+var vumiToSSMI = map[schemas.SessionEvent]string{
+	"":                    ussdResponse,
+	schemas.SessionNew:    ussdNew,
+	schemas.SessionResume: ussdResponse,
+	schemas.SessionClose:  ussdEnd,
+}
+
+// HandleOutbound implements transport.Handler: it writes a
+// SEND_USSD_MESSAGE on the logged-in connection and acks it (SSMI does not
+// acknowledge sends), or nacks what cannot be sent.
+func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage) error {
+	msisdn := strings.Trim(m.To(), "+")
+	if msisdn == "" || strings.ContainsAny(msisdn, ",\r\n") {
+		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("invalid to_addr %q for SSMI", m.To()))
+	}
+	typ, ok := vumiToSSMI[m.Session()]
+	if !ok {
+		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("unknown session_event %q", m.Session()))
+	}
+	text, err := toLatin1(ussdText(m.Text()))
+	if err != nil {
+		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
+	}
+	line := encodeRequest(reqSendUSSD, []byte(msisdn), []byte(typ), text)
+	deadline := time.NewTimer(sendWait)
+	defer deadline.Stop()
+	for {
+		c, changed := tr.current()
+		if c != nil {
+			if err := tr.write(c, line); err == nil {
+				tr.t.Count("sent", 1)
+				return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
+			}
+			// The connection dropped: wait for the next one.
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("not connected to the SSMI server (waited %v)", sendWait))
+		case <-tr.stopping:
+			return transport.ErrRedeliver
+		case <-ctx.Done():
+			return transport.ErrRedeliver
+		}
+	}
+}
