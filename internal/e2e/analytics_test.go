@@ -32,6 +32,12 @@ func queryRows(t *testing.T, d *query.DB, q string) []map[string]any {
 // until it holds want messages and wantEvents events.
 func waitArchived(t *testing.T, dir string, want, wantEvents int) {
 	t.Helper()
+	waitQuery(t, dir, fmt.Sprintf("SELECT (SELECT count(*) FROM messages) = %d AND (SELECT count(*) FROM events) = %d AS ok", want, wantEvents))
+}
+
+// waitQuery polls the archive until q returns ok = true.
+func waitQuery(t *testing.T, dir, q string) {
+	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if _, err := os.Stat(dir); err == nil {
@@ -39,17 +45,14 @@ func waitArchived(t *testing.T, dir string, want, wantEvents int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows := queryRows(t, d, "SELECT (SELECT count(*) FROM messages) AS m, (SELECT count(*) FROM events) AS e")
+			rows := queryRows(t, d, q)
 			d.Close()
-			m, e := fmt.Sprint(rows[0]["m"]), fmt.Sprint(rows[0]["e"])
-			if m == fmt.Sprint(want) && e == fmt.Sprint(wantEvents) {
+			if len(rows) == 1 && rows[0]["ok"] == true {
 				return
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("archive holds %s messages and %s events, want %d and %d", m, e, want, wantEvents)
-			}
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no archive directory after 90s")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("archive %s: %s not true after 90s", dir, q)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
