@@ -70,20 +70,27 @@ func (c *connFlags) seeds() ([]string, error) {
 	return out, nil
 }
 
-func (c *connFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
+// baseOpts are the client options of the cluster: -c's seeds, TLS and
+// SASL, or -brokers.
+func (c *connFlags) baseOpts() ([]kgo.Opt, error) {
 	deps, err := c.fromConfig()
 	if err != nil {
 		return nil, err
 	}
-	var base []kgo.Opt
 	if deps != nil {
-		base = deps.KafkaOpts("cli")
-	} else {
-		seeds, err := c.seeds()
-		if err != nil {
-			return nil, err
-		}
-		base = []kgo.Opt{kgo.SeedBrokers(seeds...)}
+		return deps.KafkaOpts("cli"), nil
+	}
+	seeds, err := c.seeds()
+	if err != nil {
+		return nil, err
+	}
+	return []kgo.Opt{kgo.SeedBrokers(seeds...)}, nil
+}
+
+func (c *connFlags) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := c.baseOpts()
+	if err != nil {
+		return nil, err
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {

@@ -55,6 +55,9 @@ func commands() []*command {
 		sendCommand(),
 		tailCommand(),
 		messagesCommand(),
+		queryCommand(),
+		exportCommand(),
+		accountsCommand(),
 		topicsCommand(),
 		versionCommand(),
 	}

@@ -3,13 +3,16 @@ package archive
 import (
 	"time"
 
+	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
 )
 
 // MessageRow is one archived user message (files under kind=inbound and
 // kind=outbound). Column names follow Vumi's field names; the free-form
-// dicts are JSON text ("{}" when empty). kafka_partition and kafka_offset
-// say where the record was read from.
+// dicts are JSON text ("{}" when empty). account is the account the
+// accounts middleware linked the message to (helper_metadata.go.user_account),
+// null when none. kafka_partition and kafka_offset say where the record
+// was read from.
 type MessageRow struct {
 	MessageID         string    `parquet:"message_id"`
 	Timestamp         time.Time `parquet:"timestamp,timestamp(microsecond)"`
@@ -24,6 +27,7 @@ type MessageRow struct {
 	TransportType     *string   `parquet:"transport_type,optional"`
 	Group             *string   `parquet:"group,optional"`
 	Provider          *string   `parquet:"provider,optional"`
+	Account           *string   `parquet:"account,optional"`
 	Endpoint          string    `parquet:"endpoint"`
 	RoutingMetadata   string    `parquet:"routing_metadata"`
 	HelperMetadata    string    `parquet:"helper_metadata"`
@@ -43,6 +47,7 @@ type EventRow struct {
 	NackReason        *string   `parquet:"nack_reason,optional"`
 	DeliveryStatus    *string   `parquet:"delivery_status,optional"`
 	TransportName     *string   `parquet:"transport_name,optional"`
+	Account           *string   `parquet:"account,optional"`
 	Endpoint          string    `parquet:"endpoint"`
 	RoutingMetadata   string    `parquet:"routing_metadata"`
 	HelperMetadata    string    `parquet:"helper_metadata"`
@@ -89,6 +94,9 @@ func messageRow(m *schemas.UserMessage, partition int32, offset int64) (MessageR
 		RoutingMetadata: md[0], HelperMetadata: md[1], TransportMetadata: md[2], Extra: md[3],
 		KafkaPartition: partition, KafkaOffset: offset,
 	}
+	if a, ok := middleware.AccountOf(m.HelperMetadata); ok {
+		r.Account = &a
+	}
 	if m.SessionEvent != nil {
 		r.SessionEvent = schemas.String(string(*m.SessionEvent))
 	}
@@ -105,6 +113,9 @@ func eventRow(e *schemas.Event, partition int32, offset int64) (EventRow, error)
 		SentMessageID: e.SentMessageID, NackReason: e.NackReason, TransportName: e.TransportName, Endpoint: e.Endpoint(),
 		RoutingMetadata: md[0], HelperMetadata: md[1], TransportMetadata: md[2], Extra: md[3],
 		KafkaPartition: partition, KafkaOffset: offset,
+	}
+	if a, ok := middleware.AccountOf(e.HelperMetadata); ok {
+		r.Account = &a
 	}
 	if e.DeliveryStatus != nil {
 		r.DeliveryStatus = schemas.String(string(*e.DeliveryStatus))

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/connectors/archive"
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
@@ -97,6 +98,7 @@ func kinds() *topology.Registry {
 	r.Add(routers.Kinds()...)
 	r.Add(phoneKind())
 	r.Add(messagestore.Kind())
+	r.Add(archive.Kind())
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind(), brokenKind())
 	return r

@@ -189,3 +189,14 @@ func (s *Store) Close() error {
 	s.closeClients()
 	return nil
 }
+
+// Each calls fn with every live key and its value, in no order.
+func (s *Store) Each(fn func(key string, val []byte)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k, e := range s.m {
+		if e.val != nil {
+			fn(k, e.val)
+		}
+	}
+}

@@ -67,6 +67,12 @@ func CodeOf(err error) *schemas.FailureCode {
 		c := ce.code
 		return &c
 	}
+	// Packages below this one (middleware) give a code by a method.
+	var coded interface{ FailureCode() schemas.FailureCode }
+	if errors.As(err, &coded) {
+		c := coded.FailureCode()
+		return &c
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vumi-kafka/vumi/internal/kvtopic"
 	"github.com/vumi-kafka/vumi/processors/middleware"
+	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -99,6 +100,38 @@ func Kinds() []*topology.MiddlewareKind {
 			},
 		},
 		{
+			Name:      "accounts",
+			Summary:   "links every message to an account (helper_metadata.go.user_account); rejects messages of inactive accounts to the failures topic",
+			NewConfig: func() topology.MiddlewareConfig { return middleware.NewAccountConfig() },
+			IO: func(_ string, spec *topology.MiddlewareSpec) topology.IO {
+				s := topology.Stream{Topic: spec.Config.(*middleware.AccountConfig).Topic, Kind: "state", Compacted: true}
+				return topology.IO{Consumes: []topology.Stream{s}, Produces: []topology.Stream{s}}
+			},
+			Build: func(deps *topology.Deps, worker string, spec *topology.MiddlewareSpec) (middleware.Middleware, error) {
+				cfg := spec.Config.(*middleware.AccountConfig)
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				log := deps.WorkerLogger(worker)
+				kv, err := kvtopic.Open(ctx, deps.Names.Prefix+cfg.Topic, deps.KafkaOpts(worker+"."+spec.Name), log)
+				if err != nil {
+					return nil, err
+				}
+				cl, err := kgo.NewClient(append(deps.KafkaOpts(worker+"."+spec.Name+".failures"), kgo.ProducerLinger(0))...)
+				if err != nil {
+					_ = kv.Close()
+					return nil, fmt.Errorf("kafka client: %w", err)
+				}
+				fw := failureWriter{kafkaWriter{cl}, deps}
+				mw, err := middleware.NewAccounts(spec.Name, worker, cfg, kv, fw, log)
+				if err != nil {
+					_ = kv.Close()
+					_ = fw.Close()
+					return nil, err
+				}
+				return mw, nil
+			},
+		},
+		{
 			Name:      "static_provider",
 			Aliases:   []string{"vumi.middleware.provider_setter.StaticProviderSettingMiddleware"},
 			Summary:   "sets a fixed provider on inbound and outbound messages",
@@ -141,4 +174,18 @@ func (k kafkaWriter) Close() error {
 	err := k.cl.Flush(ctx)
 	k.cl.Close()
 	return err
+}
+
+// failureWriter produces failures to <connector>.failures.
+type failureWriter struct {
+	kafkaWriter
+	deps *topology.Deps
+}
+
+func (f failureWriter) WriteFailure(ctx context.Context, connector string, fl *schemas.Failure) error {
+	val, err := f.deps.Codecs.Failure.Encode(fl)
+	if err != nil {
+		return fmt.Errorf("encode failure: %w", err)
+	}
+	return f.Write(ctx, f.deps.Names.Failures(connector), fl.Key, val)
 }
