@@ -314,7 +314,9 @@ func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error 
 	}
 	t.Count("outbound", 1)
 	start := time.Now()
+	t.Gauge("in_flight", 1)
 	err = h.HandleOutbound(ctx, out)
+	t.Gauge("in_flight", -1)
 	t.Metrics.Observe("outbound.handle_time", time.Since(start))
 	if err != nil {
 		if errors.Is(err, ErrRedeliver) {
