@@ -248,7 +248,19 @@ func (s *Server) validate(ctx context.Context, e *Entry) (int, []string) {
 	if err != nil {
 		return http.StatusConflict, []string{err.Error()}
 	}
-	if err := topology.BuildGraph(all).Validate(); err != nil {
+	graph := topology.BuildGraph(all)
+	// The API sends on every channel: its outbound topic has a producer.
+	for _, w := range all.Workers {
+		if w.Kind.Role != topology.RoleTransport {
+			continue
+		}
+		if tn := transportOf(w); tn != "" {
+			if t := graph.Topics[s.rt.Deps.Names.Outbound(tn)]; t != nil {
+				t.Producers = append(t.Producers, "management API")
+			}
+		}
+	}
+	if err := graph.Validate(); err != nil {
 		return http.StatusBadRequest, strings.Split("invalid topology: "+err.Error(), "\n")
 	}
 	if err := topology.Prepare(ctx, s.rt.Deps, topology.BuildGraph(s.rt.Config.Only(spec)), s.log); err != nil {
