@@ -90,7 +90,12 @@ func run(ctx context.Context, rt *topology.Runtime, opts Options) error {
 	}()
 	ln, err := net.Listen("tcp", mc.Addr)
 	if err != nil {
-		return fmt.Errorf("management.addr: %w", err)
+		// As with /metrics, the workers matter more than their console
+		// (the default port may be taken on a developer's machine): they
+		// run on, and the control topic is still followed.
+		s.log.Error("not serving the management API and dashboard", "addr", mc.Addr, "error", err)
+		<-ctx.Done()
+		return nil
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		// Streams end with the process.
