@@ -66,3 +66,14 @@ duckdb_dir=connectors/archive/testdata/duckdb
 if [ ! -f "$duckdb_dir/node_modules/.package-lock.json" ] || [ "$duckdb_dir/package-lock.json" -nt "$duckdb_dir/node_modules/.package-lock.json" ]; then
   (cd "$duckdb_dir" && npm install --no-audit --no-fund --loglevel=error)
 fi
+
+# Chromium and chromedriver: the headless browser of the dashboard test
+# (internal/management TestDashboardInBrowser), driven over WebDriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "chromium and chromedriver are required (run as root, or: sudo apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
+fi

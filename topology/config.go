@@ -17,10 +17,12 @@ import (
 // Config is a whole deployment: the cluster and its workers.
 type Config struct {
 	// File is the path the config was loaded from.
-	File    string         `yaml:"-"`
-	Cluster ClusterConfig  `yaml:"cluster"`
-	Workers []*WorkerSpec  `yaml:"-"`
-	byName  map[string]int `yaml:"-"`
+	File    string        `yaml:"-"`
+	Cluster ClusterConfig `yaml:"cluster"`
+	// Management is the management API, dashboard and control topic.
+	Management ManagementConfig `yaml:"management"`
+	Workers    []*WorkerSpec    `yaml:"-"`
+	byName     map[string]int   `yaml:"-"`
 }
 
 // ClusterConfig says where Kafka and the schema registry are, and how
@@ -301,16 +303,29 @@ func load(data []byte, reg *Registry, env func(string) (string, bool)) (*Config,
 			}
 		case "workers":
 			workersNode = v
+		case "management":
+			if err := decodeStrict(v, &cfg.Management, "management", nil); err != nil {
+				return nil, err
+			}
+			cfg.Management.present = true
 		default:
-			return nil, &KeyError{Key: k.Value, Line: k.Line, Msg: "unknown top-level key (want cluster and workers)"}
+			return nil, &KeyError{Key: k.Value, Line: k.Line, Msg: "unknown top-level key (want cluster, management and workers)"}
 		}
 	}
 	cfg.Cluster.defaults()
 	if err := cfg.Cluster.validate(); err != nil {
 		return nil, err
 	}
+	cfg.Management.defaults()
+	if err := cfg.Management.validate(); err != nil {
+		return nil, err
+	}
 	if workersNode == nil || len(workersNode.Content) == 0 {
-		return nil, errors.New("key workers: at least one worker is required")
+		if cfg.Management.Enabled() {
+			// A process of channels and routers created at run time only.
+			return cfg, nil
+		}
+		return nil, errors.New("key workers: at least one worker is required (or a management section, for a process of channels created at run time)")
 	}
 	if workersNode.Kind != yaml.SequenceNode {
 		return nil, &KeyError{Key: "workers", Line: workersNode.Line, Msg: "must be a list of workers"}

@@ -71,6 +71,14 @@ func BuildGraph(cfg *Config) *Graph {
 	for _, s := range cfg.builtinStreams() {
 		node(s)
 	}
+	if cfg.Management.Enabled() {
+		// One partition keeps every change to the channel set in order.
+		t := node(Stream{Topic: cfg.Management.ControlTopic, Kind: "control", Compacted: true})
+		if tc, ok := cfg.Cluster.Topics[cfg.Management.ControlTopic]; !ok || tc.Partitions == 0 {
+			t.Partitions = 1
+		}
+		t.External = true
+	}
 	for _, w := range cfg.Workers {
 		io := w.Config.IO(w.Name)
 		for _, m := range w.Middleware {

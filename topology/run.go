@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,8 +18,12 @@ import (
 
 // RunOptions configure Run.
 type RunOptions struct {
-	// Workers to run by name; empty runs every worker of the config.
+	// Workers to run by name; empty runs every worker of the config
+	// unless NoWorkers.
 	Workers []string
+	// NoWorkers runs none of the config's workers (a process of workers
+	// created at run time only, see OnRunning).
+	NoWorkers bool
 	// Attach, for an embedded config, connects to an embedded broker
 	// already running on the configured ports (started by `vumi broker` or
 	// `vumi run`) instead of starting one.
@@ -33,6 +36,26 @@ type RunOptions struct {
 	// Prometheus format (internal/metricsserver): Go runtime, Kafka client
 	// figures, consumer lag and table sizes.
 	MetricsAddr string
+	// OnRunning, if set, is called once the configured workers have been
+	// started, with the process's runtime (its supervisor, to start and
+	// stop workers while the process runs: the management API's control
+	// topic follower). An error stops the deployment. It may block until
+	// ctx is done.
+	OnRunning func(ctx context.Context, rt *Runtime) error
+	// Supervisor, if set, adjusts the process's supervisor before any
+	// worker starts (tests shorten the restart backoff).
+	Supervisor func(*Supervisor)
+}
+
+// Runtime is a running deployment process, as handed to
+// RunOptions.OnRunning.
+type Runtime struct {
+	Config      *Config
+	Deps        *Deps
+	Supervisor  *Supervisor
+	Brokers     []string
+	RegistryURL string
+	Logger      *slog.Logger
 }
 
 // Run runs a deployment until ctx is cancelled: the embedded broker and
@@ -48,6 +71,9 @@ func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) err
 	specs, err := selectWorkers(cfg, opts.Workers)
 	if err != nil {
 		return err
+	}
+	if opts.NoWorkers {
+		specs = nil
 	}
 	graph := BuildGraph(cfg)
 	if err := graph.Validate(); err != nil {
@@ -107,29 +133,47 @@ func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) err
 	if err := Prepare(ctx, deps, graph, log); err != nil {
 		return err
 	}
-	workers := make([]Worker, len(specs))
-	for i, spec := range specs {
-		w, err := spec.Kind.Build(deps, spec)
-		if err != nil {
-			return fmt.Errorf("%s: worker %s: %w", cfg.File, spec.Name, err)
+	sup := NewSupervisor(ctx, deps, log)
+	if opts.Supervisor != nil {
+		opts.Supervisor(sup)
+	}
+	statusOut, err := newStatusPublisher(deps)
+	if err != nil {
+		return err
+	}
+	defer statusOut.close()
+	sup.OnEvent = statusOut.publish
+	for _, spec := range specs {
+		if err := sup.Start(spec, "", false); err != nil {
+			cancelAll(sup)
+			return fmt.Errorf("%s: %w", cfg.File, err)
 		}
-		workers[i] = w
 	}
-	var wg sync.WaitGroup
-	for i, w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			supervise(ctx, specs[i].Name, w, deps.WorkerLogger(specs[i].Name))
-		}()
-	}
-	log.Info("deployment running", "workers", len(workers), "kafka", brokers, "registry", regURL)
+	log.Info("deployment running", "workers", len(specs), "kafka", brokers, "registry", regURL)
 	if opts.Ready != nil {
 		opts.Ready(brokers, regURL)
 	}
-	wg.Wait()
+	var hookErr error
+	if opts.OnRunning != nil {
+		hookErr = opts.OnRunning(ctx, &Runtime{Config: cfg, Deps: deps, Supervisor: sup, Brokers: brokers, RegistryURL: regURL, Logger: log})
+		if hookErr != nil {
+			log.Error("stopping the deployment", "error", hookErr)
+			cancelAll(sup)
+		}
+	}
+	if hookErr == nil {
+		<-ctx.Done()
+	}
+	sup.Wait()
 	log.Info("deployment stopped")
-	return nil
+	return hookErr
+}
+
+// cancelAll stops every worker of sup.
+func cancelAll(sup *Supervisor) {
+	for _, st := range sup.States() {
+		sup.Stop(st.Name)
+	}
 }
 
 // Prepare creates the graph's topics and registers the schema of every
@@ -217,43 +261,4 @@ func selectWorkers(cfg *Config, names []string) ([]*WorkerSpec, error) {
 		out = append(out, w)
 	}
 	return out, errors.Join(errs...)
-}
-
-// supervise runs w until ctx is cancelled, restarting it with backoff
-// (1 s doubling to 30 s) when it returns an error or panics, so one
-// misbehaving worker cannot take the others down.
-func supervise(ctx context.Context, name string, w Worker, log *slog.Logger) {
-	backoff := time.Second
-	for {
-		started := time.Now()
-		err := runSafely(ctx, w)
-		if ctx.Err() != nil {
-			if err != nil {
-				log.Warn("worker stopped with an error", "error", err)
-			}
-			return
-		}
-		if err == nil {
-			err = errors.New("returned before shutdown")
-		}
-		if time.Since(started) > time.Minute {
-			backoff = time.Second
-		}
-		log.Error("worker failed; restarting", "error", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
-func runSafely(ctx context.Context, w Worker) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return w.Run(ctx)
 }

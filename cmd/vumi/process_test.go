@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,8 +163,10 @@ func TestDemoProcess(t *testing.T) {
 	bin := buildBinary(t)
 	data := filepath.Join(t.TempDir(), "data")
 	for round := 1; round <= 2; round++ {
-		telnetPort := freePort(t)
+		telnetPort, mgmtPort := freePort(t), freePort(t)
 		p := start(t, bin, []string{
+			fmt.Sprintf("VUMI_MANAGEMENT_PORT=%d", mgmtPort),
+			"VUMI_MANAGEMENT_PASSWORD=demo-pass",
 			"VUMI_DATA_DIR=" + data,
 			fmt.Sprintf("VUMI_KAFKA_PORT=%d", freePort(t)),
 			fmt.Sprintf("VUMI_REGISTRY_PORT=%d", freePort(t)),
@@ -172,9 +176,44 @@ func TestDemoProcess(t *testing.T) {
 			fmt.Sprintf("VUMI_METRICS_ADDR=127.0.0.1:%d", freePort(t)),
 		}, "run", "-c", "../../deploy/local/vumi.yaml")
 		echoSession(t, telnetPort, fmt.Sprintf("hallo world %d", round))
+		dashboardServed(t, mgmtPort)
 		p.stop(t)
 		if !strings.Contains(p.stderr.String(), "deployment stopped") {
 			t.Errorf("round %d: no clean shutdown in the log:\n%s", round, p.stderr.String())
 		}
+	}
+}
+
+// dashboardServed checks that the demo serves its dashboard and
+// management API behind basic auth.
+func dashboardServed(t *testing.T, port int) {
+	t.Helper()
+	get := func(path string, auth bool) (int, string) {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+		if auth {
+			req.SetBasicAuth("admin", "demo-pass")
+		}
+		// The API starts listening once the workers are started.
+		deadline := time.Now().Add(60 * time.Second)
+		resp, err := http.DefaultClient.Do(req)
+		for err != nil && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			resp, err = http.DefaultClient.Do(req)
+		}
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/", false); code != http.StatusUnauthorized {
+		t.Errorf("dashboard without auth: %d", code)
+	}
+	if code, body := get("/", true); code != 200 || !strings.Contains(body, "Vumi — dashboard") {
+		t.Errorf("dashboard: %d %.200s", code, body)
+	}
+	if code, body := get("/api/v1/channels", true); code != 200 || !strings.Contains(body, `"id":"telnet_transport"`) || !strings.Contains(body, `"id":"smpp_transport"`) {
+		t.Errorf("channels: %d %.500s", code, body)
 	}
 }

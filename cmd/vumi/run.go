@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
+	"github.com/vumi-kafka/vumi/internal/management"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -30,7 +32,9 @@ func runCommand() *command {
 		if err != nil {
 			return err
 		}
-		return topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: e.log, MetricsAddr: *metricsAddr})
+		opts := topology.RunOptions{Logger: e.log, MetricsAddr: *metricsAddr}
+		withManagement(cfg, &opts, true)
+		return topology.Run(ctx, cfg, kinds(), opts)
 	}
 	return c
 }
@@ -45,17 +49,29 @@ func workerCommand() *command {
 		fs := newFlags(e, c)
 		file := fs.String("c", envOr("VUMI_CONFIG", defaultConfig), "deployment config file ($VUMI_CONFIG)")
 		metricsAddr := fs.String("metrics-addr", envOr("VUMI_METRICS_ADDR", "127.0.0.1:0"), "where to serve /metrics in the Prometheus format (default any free loopback port, logged), empty for nowhere ($VUMI_METRICS_ADDR)")
+		dynamic := fs.Bool("dynamic", false, "also run the channels and routers created through the management API (the config's control topic); with no NAME, only those")
+		serve := fs.Bool("serve-management", false, "also serve the management API and dashboard at management.addr")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
-			return usagef("name at least one worker to run")
+		if fs.NArg() == 0 && !*dynamic {
+			return usagef("name at least one worker to run (or -dynamic)")
 		}
 		cfg, err := topology.LoadFile(*file, kinds())
 		if err != nil {
 			return err
 		}
-		return topology.Run(ctx, cfg, kinds(), topology.RunOptions{Workers: fs.Args(), Attach: true, Logger: e.log, MetricsAddr: *metricsAddr})
+		if (*dynamic || *serve) && !cfg.Management.Enabled() {
+			return usagef("-dynamic and -serve-management need a management section in %s", *file)
+		}
+		opts := topology.RunOptions{Workers: fs.Args(), Attach: true, Logger: e.log, MetricsAddr: *metricsAddr}
+		if fs.NArg() == 0 {
+			opts.NoWorkers = true
+		}
+		if *dynamic || *serve {
+			withManagement(cfg, &opts, *serve)
+		}
+		return topology.Run(ctx, cfg, kinds(), opts)
 	}
 	return c
 }
@@ -124,4 +140,17 @@ func kindsCommand() *command {
 		return nil
 	}
 	return c
+}
+
+// withManagement adds the management plane to a process of a config with
+// a management section: the control topic's channels and routers run here,
+// and with serve the API and dashboard are served at management.addr. The
+// process's log records are kept for the logs endpoints.
+func withManagement(cfg *topology.Config, opts *topology.RunOptions, serve bool) {
+	if !cfg.Management.Enabled() {
+		return
+	}
+	logs := management.NewLogBuffer(cfg.Management.LogBuffer)
+	opts.Logger = slog.New(management.Tee(opts.Logger.Handler(), logs))
+	opts.OnRunning = management.Hook(management.Options{Logs: logs, Serve: serve})
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"regexp"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -314,7 +315,9 @@ func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error 
 	}
 	t.Count("outbound", 1)
 	start := time.Now()
-	err = h.HandleOutbound(ctx, out)
+	t.Gauge("in_flight", 1)
+	err = t.callHandler(ctx, h, out)
+	t.Gauge("in_flight", -1)
 	t.Metrics.Observe("outbound.handle_time", time.Since(start))
 	if err != nil {
 		if errors.Is(err, ErrRedeliver) {
@@ -324,4 +327,17 @@ func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error 
 		return t.SendFailure(ctx, r, out, err)
 	}
 	return nil
+}
+
+// callHandler calls the handler, turning a panic into a permanent failure
+// of the message: it goes to failures with the panic as its reason, and
+// the transport (and every other worker of the process) keeps running.
+func (t *Transport) callHandler(ctx context.Context, h Handler, m *schemas.UserMessage) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.Log.Error("outbound handler panicked", "message_id", m.MessageID, "panic", r, "stack", string(debug.Stack()))
+			err = worker.Permanent(fmt.Errorf("handler panicked: %v", r))
+		}
+	}()
+	return h.HandleOutbound(ctx, m)
 }

@@ -33,8 +33,9 @@ type Store struct {
 	mu sync.RWMutex
 	m  map[string]entry
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	changed chan struct{}
 }
 
 // Open loads topic (which must exist) to its end and starts following it.
@@ -59,7 +60,7 @@ func Open(ctx context.Context, topic string, opts []kgo.Opt, log *slog.Logger) (
 		prod.Close()
 		return nil, fmt.Errorf("kvtopic %s: consumer: %w", topic, err)
 	}
-	s := &Store{topic: topic, prod: prod, cons: cons, log: log, m: map[string]entry{}, done: make(chan struct{})}
+	s := &Store{topic: topic, prod: prod, cons: cons, log: log, m: map[string]entry{}, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	want := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Offset > 0 {
@@ -107,8 +108,38 @@ func (s *Store) follow(ctx context.Context) {
 		if err := fetchErr(fs); err != nil {
 			s.log.Warn("kvtopic: fetch error", "topic", s.topic, "error", err)
 		}
-		fs.EachRecord(s.apply)
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) { s.apply(r); n++ })
+		if n > 0 {
+			s.notify()
+		}
 	}
+}
+
+// notify signals Changed without blocking.
+func (s *Store) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changed is signalled (at most one signal pending) after records of this
+// or another instance have been applied, or a local write: a watcher reads
+// Snapshot when it fires.
+func (s *Store) Changed() <-chan struct{} { return s.changed }
+
+// Snapshot returns a copy of the live keys and values.
+func (s *Store) Snapshot() map[string][]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string][]byte, len(s.m))
+	for k, e := range s.m {
+		if e.val != nil {
+			out[k] = e.val
+		}
+	}
+	return out
 }
 
 // apply sets a record unless a newer local write of the key is known.
@@ -161,6 +192,7 @@ func (s *Store) write(ctx context.Context, key string, val []byte) error {
 	// A tombstone is kept as an entry with a nil value until compaction,
 	// so that an older record replayed by follow cannot resurrect the key.
 	s.m[key] = entry{val: val, partition: r.Partition, offset: r.Offset}
+	s.notify()
 	return nil
 }
 

@@ -149,6 +149,16 @@ func (b *Base) Count(name string, n int64) {
 	b.Metrics.Count(name, n)
 }
 
+// Gauge adds delta to a named level (e.g. in_flight), reported in
+// heartbeats like the counters but not published as a metric counter.
+func (b *Base) Gauge(name string, delta int64) {
+	v, ok := b.figures.Load(name)
+	if !ok {
+		v, _ = b.figures.LoadOrStore(name, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(delta)
+}
+
 // Figures returns a snapshot of the worker's figures.
 func (b *Base) Figures() map[string]float64 {
 	out := map[string]float64{}
