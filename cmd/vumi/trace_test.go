@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/history"
+	"github.com/vumi-kafka/vumi/internal/testlog"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// smsDeployment is an SMSC simulator, the SMPP transport, a keyword router
+// and an echo application on an embedded broker: the scripted exchange of
+// the trace and replay tests.
+type smsDeployment struct {
+	b       *broker.Broker
+	cfgFile string
+	smscURL string
+	cl      *kgo.Client
+	codecs  *schemas.Codecs
+	stop    func()
+}
+
+func startSMSDeployment(t *testing.T) *smsDeployment {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	smppPort, httpPort := freePort(t), freePort(t)
+	text := fmt.Sprintf(`cluster:
+  kafka: {brokers: [%s]}
+  schema_registry: {url: %s}
+  partitions: 2
+  state_dir: %s
+workers:
+  - name: smsc
+    kind: smsc
+    twisted_endpoint: tcp:port=%d:interface=127.0.0.1
+    http_endpoint: tcp:port=%d:interface=127.0.0.1
+    credentials: {client: secret}
+    receipt_delay: 100ms
+  - name: smpp_transport
+    kind: smpp
+    transport_name: sms
+    host: 127.0.0.1
+    port: %d
+    system_id: client
+    password: secret
+    initial_reconnect_delay: 1
+    submit_sm_processor_config:
+      registered_delivery:
+        delivery_receipt: SMSC_DELIVERY_RECEIPT_REQUESTED
+  - name: keywords
+    kind: content_keyword_router
+    transport_names: [sms]
+    exposed_names: [app_a]
+    keyword_mappings: {app_a: hi}
+    transport_mappings: {"1234": sms}
+  - name: app_a
+    kind: echo
+    transport_name: app_a
+`, b.KafkaAddr(), b.RegistryURL(), t.TempDir(), smppPort, httpPort, smppPort)
+	d := &smsDeployment{b: b, cfgFile: filepath.Join(t.TempDir(), "vumi.yaml"), smscURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort)}
+	if err := os.WriteFile(d.cfgFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := topology.LoadFile(d.cfgFile, kinds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- topology.Run(rctx, cfg, kinds(), topology.RunOptions{Logger: testlog.New(t), Ready: func([]string, string) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		rcancel()
+		t.Fatalf("deployment failed: %v", err)
+	case <-time.After(90 * time.Second):
+		rcancel()
+		t.Fatal("deployment not ready within 90s")
+	}
+	d.stop = func() {
+		rcancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("deployment did not stop within 30s")
+		}
+	}
+	t.Cleanup(d.stop)
+	d.cl, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.cl.Close)
+	d.codecs = schemas.NewCodecs(schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{}))
+	return d
+}
+
+// mo injects a message from a handset, retrying until the transport is
+// bound.
+func (d *smsDeployment) mo(t *testing.T, from, content string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"from": from, "to": "1234", "content": content})
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Post(d.smscURL+"/mo", "application/json", bytes.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SMSC would not deliver an MO within 90s (last: %v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// inbound returns the messages on a topic so far, by content.
+func (d *smsDeployment) messages(t *testing.T, topic string) map[string]*schemas.UserMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	spans, err := history.Spans(ctx, kadm.NewClient(d.cl), []string{topic}, history.Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*schemas.UserMessage{}
+	err = history.Read(ctx, d.cl, spans, history.ReadOptions{}, func(r *kgo.Record) error {
+		var m schemas.UserMessage
+		if err := d.codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
+			return err
+		}
+		out[m.Text()] = &m
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// longCLI runs the command line with a generous deadline.
+func longCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code = runMain(ctx, args, &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb})
+	return out.String(), errb.String(), code
+}
+
+// TestTraceSMSExchange: an MO through the SMPP transport, the keyword
+// router and the echo app, the reply back out through the router and the
+// transport, its ack and delivery report routed back: `vumi trace` shows
+// every step in order, in text and JSON, and an unknown id is an error.
+func TestTraceSMSExchange(t *testing.T) {
+	d := startSMSDeployment(t)
+	d.mo(t, "27761230001", "hi there")
+	d.mo(t, "27761230002", "nomatch at all")
+	var in *schemas.UserMessage
+	waitFor(t, 60*time.Second, "the MO on sms.inbound", func() bool {
+		in = d.messages(t, "sms.inbound")["hi there"]
+		return in != nil
+	})
+	type step struct{ typ, step, topic string }
+	want := []step{
+		{"inbound", "received", "sms.inbound"},
+		{"inbound", "routed", "app_a.inbound"},
+		{"outbound", "reply", "app_a.outbound"},
+		{"outbound", "routed", "sms.outbound"},
+		{"event", "ack", "sms.event"},
+		{"event", "ack", "app_a.event"},
+		{"event", "delivery_report", "sms.event"},
+		{"event", "delivery_report", "app_a.event"},
+	}
+	var tl history.Timeline
+	var out, stderr string
+	var code int
+	waitFor(t, 90*time.Second, "the delivery report to reach app_a.event", func() bool {
+		out, stderr, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", in.MessageID)
+		if code != 0 {
+			t.Logf("trace: %d %s", code, stderr)
+			return false
+		}
+		tl = history.Timeline{}
+		if err := json.Unmarshal([]byte(out), &tl); err != nil {
+			t.Fatalf("trace -json does not parse: %v\n%s", err, out)
+		}
+		return len(tl.Steps) >= len(want)
+	})
+	var got []step
+	for _, s := range tl.Steps {
+		got = append(got, step{s.Type, s.Step, s.Topic})
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("steps:\n got %v\nwant %v\n%s", got, want, out)
+	}
+	reply := tl.Steps[2]
+	if reply.Generation != 1 || reply.MessageID == in.MessageID || !strings.Contains(reply.Detail, "in reply to "+in.MessageID) {
+		t.Errorf("reply step %+v", reply)
+	}
+	if tl.Steps[0].Generation != 0 || tl.Steps[0].MessageID != in.MessageID || !strings.Contains(tl.Steps[0].Detail, `"hi there"`) {
+		t.Errorf("first step %+v", tl.Steps[0])
+	}
+	if w := tl.Steps[0].WrittenBy; len(w) != 1 || w[0] != "smpp_transport" {
+		t.Errorf("sms.inbound written by %v", w)
+	}
+	if w := tl.Steps[1].WrittenBy; len(w) != 1 || w[0] != "keywords" {
+		t.Errorf("app_a.inbound written by %v", w)
+	}
+	// The transport's record of the SMPP exchange rides on the ack and
+	// the delivery report.
+	ack, dr := tl.Steps[4], tl.Steps[6]
+	resps, _ := ack.Protocol["smpp_submit_sm_resp"].([]any)
+	if len(resps) != 1 {
+		t.Fatalf("ack protocol record %v", ack.Protocol)
+	}
+	first, _ := resps[0].(map[string]any)
+	var ackEvent schemas.Event
+	if err := json.Unmarshal(ack.Value, &ackEvent); err != nil {
+		t.Fatal(err)
+	}
+	if first["status"] != "ESME_ROK" || first["message_id"] != *ackEvent.SentMessageID || first["seq"] == nil {
+		t.Errorf("submit_sm_resp record %v (ack %v)", first, *ackEvent.SentMessageID)
+	}
+	if dr.Protocol["smpp_delivery_status"] != "DELIVRD" || dr.Protocol["smpp_message_id"] != *ackEvent.SentMessageID || !strings.Contains(dr.Detail, "delivered") {
+		t.Errorf("delivery report step %+v", dr)
+	}
+	for i := 1; i < len(tl.Steps); i++ {
+		if tl.Steps[i].ElapsedMS < 0 {
+			t.Errorf("step %d elapsed %v", i, tl.Steps[i].ElapsedMS)
+		}
+	}
+
+	// The same as text for people.
+	out, stderr, code = longCLI(t, "trace", "-c", d.cfgFile, in.MessageID)
+	if code != 0 {
+		t.Fatalf("trace: %d %s", code, stderr)
+	}
+	t.Logf("vumi trace %s:\n%s", in.MessageID, out)
+	lines := strings.Split(out, "\n")
+	order := []string{"inbound received", "inbound routed", "outbound reply", "outbound routed", "ack", "ack", "delivery report", "delivery report"}
+	i := 0
+	for _, l := range lines {
+		if i < len(order) && strings.Contains(l, " "+order[i]+" ") {
+			i++
+		}
+	}
+	if i != len(order) || !strings.Contains(out, "(the traced message)") || !strings.Contains(out, "(a reply)") || !strings.Contains(out, `transport: {"smpp_submit_sm_resp"`) {
+		t.Errorf("text timeline (matched %d of %d steps in order):\n%s", i, len(order), out)
+	}
+
+	// Tracing the reply shows the inbound it answers first.
+	out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", reply.MessageID)
+	var rt history.Timeline
+	if code != 0 || json.Unmarshal([]byte(out), &rt) != nil || len(rt.Steps) != len(want) || rt.Steps[0].Generation != -1 || rt.Steps[0].MessageID != in.MessageID {
+		t.Errorf("trace of the reply: %d\n%s", code, out)
+	}
+
+	// A message no rule matches: received, then the router's failure.
+	var lost *schemas.UserMessage
+	waitFor(t, 60*time.Second, "the unroutable MO", func() bool {
+		lost = d.messages(t, "sms.inbound")["nomatch at all"]
+		return lost != nil
+	})
+	waitFor(t, 60*time.Second, "the router's failure in the trace", func() bool {
+		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", lost.MessageID)
+		var lt history.Timeline
+		if code != 0 || json.Unmarshal([]byte(out), &lt) != nil || len(lt.Steps) < 2 {
+			return false
+		}
+		f := lt.Steps[len(lt.Steps)-1]
+		if lt.Steps[0].Step != "received" || f.Type != history.TypeFailure || f.Topic != "sms.failures" || !strings.Contains(f.Detail, "matches no rule") {
+			t.Fatalf("unroutable trace:\n%s", out)
+		}
+		return true
+	})
+
+	// Without -c: the cluster's message topics, and the same steps.
+	out, _, code = longCLI(t, "trace", "-brokers", d.b.KafkaAddr(), "-registry", d.b.RegistryURL(), "-json", in.MessageID)
+	var bare history.Timeline
+	if code != 0 || json.Unmarshal([]byte(out), &bare) != nil || len(bare.Steps) != len(want) {
+		t.Errorf("trace without -c: %d\n%s", code, out)
+	}
+
+	// Unknown ids and ranges that miss the message are errors.
+	_, stderr, code = longCLI(t, "trace", "-c", d.cfgFile, "no-such-message-id")
+	if code != 1 || !strings.Contains(stderr, "message not found: no record of no-such-message-id") {
+		t.Errorf("unknown id: %d %q", code, stderr)
+	}
+	_, stderr, code = longCLI(t, "trace", "-c", d.cfgFile, "-since", "2000-01-01T00:00:00Z", "-until", "2000-01-02T00:00:00Z", in.MessageID)
+	if code != 1 || !strings.Contains(stderr, "message not found") || !strings.Contains(stderr, "2000-01-01T00:00:00Z") {
+		t.Errorf("range before the message: %d %q", code, stderr)
+	}
+	_, stderr, code = longCLI(t, "trace", "-c", d.cfgFile)
+	if code != 2 || !strings.Contains(stderr, "exactly one message id") {
+		t.Errorf("no id: %d %q", code, stderr)
+	}
+	_, stderr, code = longCLI(t, "trace", "-c", d.cfgFile, "-topics", "nope.inbound", in.MessageID)
+	if code != 1 || !strings.Contains(stderr, "nope.inbound") {
+		t.Errorf("missing topic: %d %q", code, stderr)
+	}
+}
