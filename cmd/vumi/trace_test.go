@@ -337,3 +337,199 @@ func TestTraceSMSExchange(t *testing.T) {
 		t.Errorf("missing topic: %d %q", code, stderr)
 	}
 }
+
+// liveOffsets returns the committed offsets of every consumer group whose
+// name does not start with one of skip.
+func (d *smsDeployment) liveOffsets(t *testing.T, skip ...string) map[string]map[string]map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(d.cl)
+	groups, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]map[int32]int64{}
+	for _, g := range groups.Groups() {
+		shadow := false
+		for _, s := range skip {
+			shadow = shadow || strings.HasPrefix(g, s)
+		}
+		if shadow {
+			continue
+		}
+		offs, err := adm.FetchOffsets(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]map[int32]int64{}
+		offs.Each(func(o kadm.OffsetResponse) {
+			if m[o.Topic] == nil {
+				m[o.Topic] = map[int32]int64{}
+			}
+			m[o.Topic][o.Partition] = o.At
+		})
+		out[g] = m
+	}
+	return out
+}
+
+// caughtUp reports whether group has committed the end of topic.
+func (d *smsDeployment) caughtUp(t *testing.T, group, topic string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(d.cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	ok := true
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Offset == 0 {
+			return
+		}
+		c, found := offs.Lookup(topic, e.Partition)
+		ok = ok && found && c.At >= e.Offset
+	})
+	return ok
+}
+
+// TestReplay: a time range of sms.inbound replayed into a shadow keyword
+// router lands on the shadow's side topics (and only that range), the live
+// consumer groups' offsets are untouched; copies to a topic respect the
+// range; copying onto a topic a transport reads, and shadowing a transport,
+// are refused without their flags.
+func TestReplay(t *testing.T) {
+	d := startSMSDeployment(t)
+	start := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	d.mo(t, "27761230011", "hi a1")
+	d.mo(t, "27761230012", "hi a2")
+	waitFor(t, 60*time.Second, "batch A on sms.inbound", func() bool { return len(d.messages(t, "sms.inbound")) == 2 })
+	boundary := time.Now().Add(5 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // past the boundary, at millisecond resolution
+	d.mo(t, "27761230013", "hi b1")
+	d.mo(t, "27761230014", "hi b2")
+	var inbound map[string]*schemas.UserMessage
+	waitFor(t, 60*time.Second, "batch B on sms.inbound", func() bool {
+		inbound = d.messages(t, "sms.inbound")
+		return len(inbound) == 4
+	})
+	waitFor(t, 90*time.Second, "the live workers to commit everything", func() bool {
+		return d.caughtUp(t, "keywords", "sms.inbound") && d.caughtUp(t, "app_a", "app_a.inbound") &&
+			d.caughtUp(t, "transport.sms", "sms.outbound") && len(d.messages(t, "sms.outbound")) == 4
+	})
+	before := d.liveOffsets(t, "shadow")
+	to := boundary.UTC().Format(time.RFC3339Nano)
+
+	// A shadow keyword router over batch A.
+	out, stderr, code := longCLI(t, "replay", "-c", d.cfgFile, "-transport", "sms", "-kind", "inbound", "-from", start, "-to", to, "-into-worker", "keywords", "-output-prefix", "shadow.")
+	if code != 0 {
+		t.Fatalf("replay into keywords: %d\n%s\n%s", code, out, stderr)
+	}
+	t.Logf("replay output:\n%s\nstderr (tail): %s", out, tail(stderr, 600))
+	if !strings.Contains(out, "replayed 2 records") || !strings.Contains(out, "shadow.app_a.inbound") || !strings.Contains(stderr, "processing [") {
+		t.Errorf("replay output:\n%s\n%s", out, stderr)
+	}
+	shadowIn := d.messages(t, "shadow.app_a.inbound")
+	if len(shadowIn) != 2 || shadowIn["hi a1"] == nil || shadowIn["hi a2"] == nil {
+		t.Fatalf("shadow.app_a.inbound holds %v, want batch A only", keys(shadowIn))
+	}
+	if shadowIn["hi a1"].MessageID != inbound["hi a1"].MessageID {
+		t.Errorf("the shadow routed a different message: %s vs %s", shadowIn["hi a1"].MessageID, inbound["hi a1"].MessageID)
+	}
+	if copied := d.messages(t, "shadow.sms.inbound"); len(copied) != 2 {
+		t.Errorf("shadow.sms.inbound holds %v", keys(copied))
+	}
+	after := d.liveOffsets(t, "shadow")
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("live consumer groups moved:\nbefore %v\nafter  %v", before, after)
+	}
+	if len(d.messages(t, "app_a.inbound")) != 4 {
+		t.Error("the live app_a.inbound changed")
+	}
+	all := d.liveOffsets(t)
+	if _, ok := all["shadow.keywords"]; !ok {
+		t.Errorf("no shadow.keywords group among %v", keys(all))
+	}
+
+	// The same prefix again: refused, the shadow topics hold records.
+	_, stderr, code = longCLI(t, "replay", "-c", d.cfgFile, "-topic", "sms.inbound", "-from", start, "-into-worker", "keywords")
+	if code != 1 || !strings.Contains(stderr, "shadow.sms.inbound already holds 2 records") {
+		t.Errorf("second replay into the same prefix: %d %q", code, tail(stderr, 400))
+	}
+
+	// A shadow echo application over all of app_a's inputs replies to
+	// all four messages on its side topic.
+	out, stderr, code = longCLI(t, "replay", "-c", d.cfgFile, "-from", start, "-into-worker", "app_a", "-output-prefix", "shadow2.", "-quiet")
+	if code != 0 || !strings.Contains(out, "replayed 12 records") {
+		t.Fatalf("replay into app_a: %d\n%s\n%s", code, out, tail(stderr, 2000))
+	}
+	replies := d.messages(t, "shadow2.app_a.outbound")
+	for _, c := range []string{"hi a1", "hi a2", "hi b1", "hi b2"} {
+		r := replies[c]
+		if r == nil || r.InReplyTo == nil || *r.InReplyTo != inbound[c].MessageID {
+			t.Errorf("shadow reply to %q: %+v", c, r)
+		}
+	}
+	if !reflect.DeepEqual(before, d.liveOffsets(t, "shadow")) {
+		t.Error("live consumer groups moved after the second replay")
+	}
+
+	// A plain copy of batch B.
+	out, stderr, code = longCLI(t, "replay", "-c", d.cfgFile, "-topic", "sms.inbound", "-from", to, "-to-topic", "copy.sms.inbound")
+	if code != 0 || !strings.Contains(out, "copied 2 records of sms.inbound") {
+		t.Fatalf("copy: %d %q %q", code, out, stderr)
+	}
+	copied := d.messages(t, "copy.sms.inbound")
+	if len(copied) != 2 || copied["hi b1"] == nil || copied["hi b2"] == nil {
+		t.Errorf("copy.sms.inbound holds %v, want batch B", keys(copied))
+	}
+	out, _, code = longCLI(t, "tail", "-c", d.cfgFile, "-topic", "copy.sms.inbound", "-from-beginning", "-meta")
+	if code != 0 || strings.Count(out, "\n") != 2 {
+		t.Errorf("tail of the copy: %d %q", code, out)
+	}
+
+	// Refusals.
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-topic", "sms.outbound", "-to-topic", "sms.outbound"}, 1, "onto itself"},
+		{[]string{"-topic", "app_a.outbound", "-to-topic", "sms.outbound"}, 1, "consumed by smpp_transport"},
+		{[]string{"-transport", "sms", "-kind", "outbound", "-into-worker", "smpp_transport"}, 1, "pass -allow-side-effects"},
+		{[]string{"-topic", "sms.event", "-into-worker", "app_a"}, 1, "does not consume sms.event"},
+		{[]string{"-topic", "sms.inbound", "-into-worker", "nobody"}, 1, `no worker named "nobody"`},
+		{[]string{"-topic", "sms.inbound"}, 2, "give one of -into-worker"},
+		{[]string{"-transport", "sms", "-kind", "sideways", "-to-topic", "x"}, 2, "-kind must be"},
+	} {
+		args := append([]string{"replay", "-c", d.cfgFile, "-from", start}, tc.args...)
+		_, stderr, code := longCLI(t, args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("vumi %v: %d %q; want %d mentioning %q", tc.args, code, tail(stderr, 400), tc.code, tc.want)
+		}
+	}
+	_, stderr, code = longCLI(t, "replay", "-c", d.cfgFile, "-topic", "sms.inbound", "-to-topic", "x")
+	if code != 2 || !strings.Contains(stderr, "-from is required") {
+		t.Errorf("no -from: %d %q", code, stderr)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
