@@ -199,6 +199,12 @@ func writeTimeline(w io.Writer, tl *history.Timeline) error {
 		if len(s.WrittenBy) > 0 {
 			by = "  [" + strings.Join(s.WrittenBy, ", ") + "]"
 		}
+		if len(s.ConsumedBy) > 0 {
+			by += " -> " + strings.Join(s.ConsumedBy, ", ")
+		}
+		if len(s.PendingFor) > 0 {
+			by += " (not yet consumed by " + strings.Join(s.PendingFor, ", ") + ")"
+		}
 		where := fmt.Sprintf("%s p%d@%d", s.Topic, s.Partition, s.Offset)
 		fmt.Fprintf(&b, "  %s %9s  %-18s %-*s  %s%s\n",
 			s.Time.Format("15:04:05.000"), fmtElapsed(s.ElapsedMS), what, width, where, s.Detail, by)

@@ -268,6 +268,23 @@ func TestTraceSMSExchange(t *testing.T) {
 		}
 	}
 
+	// Which consumer groups have handled each record: eventually every
+	// step is consumed by the worker reading its topic.
+	wantGroups := []string{"keywords", "app_a", "keywords", "transport.sms", "keywords", "app_a", "keywords", "app_a"}
+	waitFor(t, 60*time.Second, "every step to be consumed", func() bool {
+		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", in.MessageID)
+		var ct history.Timeline
+		if code != 0 || json.Unmarshal([]byte(out), &ct) != nil || len(ct.Steps) != len(wantGroups) {
+			t.Fatalf("trace: %d\n%s", code, out)
+		}
+		for i, s := range ct.Steps {
+			if !reflect.DeepEqual(s.ConsumedBy, []string{wantGroups[i]}) || len(s.PendingFor) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+
 	// The same as text for people.
 	out, stderr, code = longCLI(t, "trace", "-c", d.cfgFile, in.MessageID)
 	if code != 0 {

@@ -54,7 +54,13 @@ type Step struct {
 	WrittenBy []string `json:"written_by,omitempty"`
 	// ReadBy are the workers of the config that consume the topic.
 	ReadBy []string `json:"read_by,omitempty"`
-	Detail string   `json:"detail"`
+	// ConsumedBy are the consumer groups whose committed offset on the
+	// record's partition is past it (they have handled it: for the send
+	// API's "<name>.callbacks" group, the callback was made or failed);
+	// PendingFor those that have not got to it yet.
+	ConsumedBy []string `json:"consumed_by,omitempty"`
+	PendingFor []string `json:"pending_for,omitempty"`
+	Detail     string   `json:"detail"`
 	// Protocol is what the transport recorded of its protocol exchange
 	// for this step (the event's or inbound message's transport_metadata:
 	// e.g. the SMPP submit_sm sequence numbers, command status and SMSC
@@ -248,8 +254,54 @@ func Trace(ctx context.Context, cl *kgo.Client, id string, opts TraceOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	markConsumers(ctx, adm, steps)
 	tl.Steps = steps
 	return tl, nil
+}
+
+// markConsumers fills ConsumedBy and PendingFor from the committed offsets
+// of every consumer group (read only). Without the rights to list groups
+// the fields stay empty.
+func markConsumers(ctx context.Context, adm *kadm.Client, steps []Step) {
+	if len(steps) == 0 {
+		return
+	}
+	groups, err := adm.ListGroups(ctx)
+	if err != nil || len(groups) == 0 {
+		return
+	}
+	type tp struct {
+		t string
+		p int32
+	}
+	committed := map[tp]map[string]int64{}
+	for _, f := range adm.FetchManyOffsets(ctx, groups.Groups()...) {
+		if f.Err != nil {
+			continue
+		}
+		f.Fetched.Each(func(o kadm.OffsetResponse) {
+			if o.Err != nil || o.At < 0 {
+				return
+			}
+			k := tp{o.Topic, o.Partition}
+			if committed[k] == nil {
+				committed[k] = map[string]int64{}
+			}
+			committed[k][f.Group] = o.At
+		})
+	}
+	for i := range steps {
+		s := &steps[i]
+		for g, at := range committed[tp{s.Topic, s.Partition}] {
+			if at > s.Offset {
+				s.ConsumedBy = append(s.ConsumedBy, g)
+			} else {
+				s.PendingFor = append(s.PendingFor, g)
+			}
+		}
+		sort.Strings(s.ConsumedBy)
+		sort.Strings(s.PendingFor)
+	}
 }
 
 // closure returns the ids of the trace with their generation: the message,
