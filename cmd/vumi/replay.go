@@ -190,6 +190,23 @@ func (r *replayer) copyTopics(ctx context.Context, pairs map[string]string, allo
 			}
 		}
 	}
+	if !allowLive {
+		// Without a config (or for consumers outside it): any consumer
+		// group with offsets on a destination reads it.
+		dests := make([]string, 0, len(pairs))
+		for _, s := range sources {
+			dests = append(dests, pairs[s])
+		}
+		readers, err := r.readers(ctx, dests)
+		if err != nil {
+			return err
+		}
+		for _, d := range dests {
+			if len(readers[d]) > 0 {
+				return fmt.Errorf("%s is read by the consumer group(s) %s: copying into it re-runs them for real; copy to another topic, or pass -allow-live", d, strings.Join(readers[d], ", "))
+			}
+		}
+	}
 	tds, err := r.adm.ListTopics(ctx, sources...)
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
@@ -211,6 +228,33 @@ func (r *replayer) copyTopics(ctx context.Context, pairs map[string]string, allo
 		fmt.Fprintf(r.e.stdout, "copied %d records of %s (%s) to %s\n", n[s], s, r.rng, pairs[s])
 	}
 	return nil
+}
+
+// readers returns, per topic, the consumer groups with committed offsets
+// on it.
+func (r *replayer) readers(ctx context.Context, topics []string) (map[string][]string, error) {
+	groups, err := r.adm.ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list consumer groups: %w", err)
+	}
+	out := map[string][]string{}
+	if len(groups) == 0 {
+		return out, nil
+	}
+	for _, f := range r.adm.FetchManyOffsets(ctx, groups.Groups()...) {
+		if f.Err != nil {
+			continue
+		}
+		for _, t := range topics {
+			if _, ok := f.Fetched[t]; ok && !slices.Contains(out[t], f.Group) {
+				out[t] = append(out[t], f.Group)
+			}
+		}
+	}
+	for _, g := range out {
+		sort.Strings(g)
+	}
+	return out, nil
 }
 
 // ensureTopic creates topic with partitions unless it exists; an existing

@@ -530,6 +530,11 @@ func TestReplay(t *testing.T) {
 			t.Errorf("vumi %v: %d %q; want %d mentioning %q", tc.args, code, tail(stderr, 400), tc.code, tc.want)
 		}
 	}
+	// Without -c the consumer groups' offsets tell which topics are live.
+	_, stderr, code = longCLI(t, "replay", "-brokers", d.b.KafkaAddr(), "-registry", d.b.RegistryURL(), "-from", start, "-topic", "app_a.outbound", "-to-topic", "sms.outbound")
+	if code != 1 || !strings.Contains(stderr, "sms.outbound is read by the consumer group(s) transport.sms") {
+		t.Errorf("copy into a live topic without -c: %d %q", code, tail(stderr, 400))
+	}
 	_, stderr, code = longCLI(t, "replay", "-c", d.cfgFile, "-topic", "sms.inbound", "-to-topic", "x")
 	if code != 2 || !strings.Contains(stderr, "-from is required") {
 		t.Errorf("no -from: %d %q", code, stderr)
