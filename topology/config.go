@@ -147,6 +147,9 @@ func (c *ClusterConfig) defaults() {
 
 var topicNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]*$`)
 
+// ValidTopicPrefix reports whether s may be used as a topic prefix.
+func ValidTopicPrefix(s string) bool { return topicNameRe.MatchString(s) }
+
 func (c *ClusterConfig) validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
@@ -235,6 +238,18 @@ func middlewareClass(n *yaml.Node, path string) (string, middleware.Priorities, 
 	}
 	p.Consume, p.Publish = long.ConsumePriority, long.PublishPriority
 	return long.Class, p, nil
+}
+
+// ConfigOf returns a config of a cluster section and some already loaded
+// workers: tools run part of a deployment under another cluster section
+// with it (`vumi replay` runs one worker under a shadow topic prefix).
+func ConfigOf(cluster *ClusterConfig, workers ...*WorkerSpec) *Config {
+	cfg := &Config{File: "(derived config)", Cluster: *cluster, byName: map[string]int{}}
+	for i, w := range workers {
+		cfg.byName[w.Name] = i
+		cfg.Workers = append(cfg.Workers, w)
+	}
+	return cfg
 }
 
 // Worker returns the worker called name.

@@ -24,7 +24,8 @@ type connFlags struct {
 	registryPass string
 	config       string
 
-	deps *topology.Deps // from -c
+	deps *topology.Deps   // from -c
+	cfg  *topology.Config // from -c
 }
 
 func (c *connFlags) register(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (c *connFlags) fromConfig() (*topology.Deps, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.cfg = cfg
 	cl := &cfg.Cluster
 	brokers, regURL := cl.Kafka.Brokers, cl.SchemaRegistry.URL
 	if cl.IsEmbedded() {

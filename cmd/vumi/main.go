@@ -54,6 +54,8 @@ func commands() []*command {
 		failuresCommand(),
 		sendCommand(),
 		tailCommand(),
+		traceCommand(),
+		replayCommand(),
 		messagesCommand(),
 		queryCommand(),
 		exportCommand(),

@@ -126,7 +126,7 @@ func (tr *Transport) deliveryReport(ctx context.Context, in *incoming) (bool, pd
 	if tr.cfg.DisableDeliveryReport {
 		return true, pdu.ESME_ROK
 	}
-	if err := tr.t.PublishDeliveryReport(ctx, msgID, status, schemas.Metadata{"smpp_delivery_status": smscStatus}); err != nil {
+	if err := tr.t.PublishDeliveryReport(ctx, msgID, status, schemas.Metadata{"smpp_delivery_status": smscStatus, "smpp_message_id": id}); err != nil {
 		tr.log.Error("cannot publish a delivery report; the SMSC will retry", "error", err)
 		return true, pdu.ESME_RX_T_APPN
 	}

@@ -356,17 +356,25 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 		return err
 	}
 	ids := make([]string, 0, len(pdus))
+	// The protocol record for `vumi trace`: one entry per submit_sm_resp.
+	resps := make([]any, 0, len(pdus))
 	for _, p := range pdus {
 		resp, err := tr.submit(ctx, p)
 		if err != nil {
 			return err
 		}
-		if st := resp.Head().Status; st != pdu.ESME_ROK {
-			return tr.t.PublishNack(ctx, m.MessageID, st.String())
-		}
+		h := resp.Head()
 		id := ""
 		if r, ok := resp.(*pdu.MessageIDResp); ok {
 			id = r.MessageID
+		}
+		rec := map[string]any{"seq": h.Seq, "status": h.Status.String()}
+		if id != "" {
+			rec["message_id"] = id
+		}
+		resps = append(resps, rec)
+		if h.Status != pdu.ESME_ROK {
+			return tr.t.PublishNackRecord(ctx, m.MessageID, h.Status.String(), smppRecord(resps))
 		}
 		ids = append(ids, id)
 	}
@@ -380,7 +388,7 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 	waits = append(waits, tr.sent.PutAsync(m.MessageID, []byte(ids[0]), timeout))
 	var ackErr error
 	if !tr.cfg.DisableAck {
-		ackErr = tr.t.PublishAck(ctx, m.MessageID, ids[0])
+		ackErr = tr.t.PublishAckRecord(ctx, m.MessageID, ids[0], smppRecord(resps))
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -391,6 +399,13 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 		}
 	}
 	return ackErr
+}
+
+// smppRecord is the transport_metadata of an ack or nack: the SMSC's
+// submit_sm_resp PDUs for the message (sequence number, command status,
+// SMSC message id), a few dozen bytes per part.
+func smppRecord(resps []any) schemas.Metadata {
+	return schemas.Metadata{"smpp_submit_sm_resp": resps}
 }
 
 // submit sends one submit_sm and returns the SMSC's response, retrying on

@@ -175,9 +175,23 @@ func (t *Transport) PublishAck(ctx context.Context, userMessageID, sentMessageID
 	return t.PublishEvent(ctx, &schemas.Event{EventType: schemas.EventAck, UserMessageID: userMessageID, SentMessageID: &sentMessageID})
 }
 
+// PublishAckRecord is PublishAck with the transport's compact record of
+// the protocol exchange (e.g. the SMPP submit_sm sequence numbers, command
+// status and SMSC message ids) in the event's transport_metadata, where
+// `vumi trace` shows it.
+func (t *Transport) PublishAckRecord(ctx context.Context, userMessageID, sentMessageID string, record schemas.Metadata) error {
+	return t.PublishEvent(ctx, &schemas.Event{EventType: schemas.EventAck, UserMessageID: userMessageID, SentMessageID: &sentMessageID, TransportMetadata: record})
+}
+
 // PublishNack rejects an outbound message (Vumi's publish_nack).
 func (t *Transport) PublishNack(ctx context.Context, userMessageID, reason string) error {
 	return t.PublishEvent(ctx, &schemas.Event{EventType: schemas.EventNack, UserMessageID: userMessageID, NackReason: &reason})
+}
+
+// PublishNackRecord is PublishNack with the transport's record of the
+// protocol exchange (see PublishAckRecord).
+func (t *Transport) PublishNackRecord(ctx context.Context, userMessageID, reason string, record schemas.Metadata) error {
+	return t.PublishEvent(ctx, &schemas.Event{EventType: schemas.EventNack, UserMessageID: userMessageID, NackReason: &reason, TransportMetadata: record})
 }
 
 // PublishDeliveryReport reports delivery (Vumi's publish_delivery_report).
