@@ -18,6 +18,7 @@ import (
 
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
+	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/testlog"
@@ -97,6 +98,7 @@ func kinds() *topology.Registry {
 	r.Add(routers.Kinds()...)
 	r.Add(phoneKind())
 	r.Add(messagestore.Kind())
+	r.Add(smpp.Kinds()...)
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind(), brokenKind())
 	return r
