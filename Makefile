@@ -1,5 +1,5 @@
 # The README's two commands: `make run` (the embedded demo) and `make test`
-# (every test). Benchmarks are separate: `make bench` writes BENCHMARKS.txt.
+# (every test). Benchmarks are separate: `make bench` writes BENCHMARKS.md.
 GO      ?= go
 PKGS    ?= ./...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

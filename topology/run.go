@@ -220,21 +220,36 @@ func Prepare(ctx context.Context, deps *Deps, graph *Graph, log *slog.Logger) er
 		if len(topics) == 0 {
 			continue
 		}
-		if err := retry(ctx, 30*time.Second, func() error { return register(ctx, topics...) }); err != nil {
+		// The registry may be down (or not yet up): wait for it rather
+		// than exit, saying so, so that a worker started before its
+		// registry starts when the registry does.
+		waited := false
+		err := retry(ctx, 0, func() error {
+			err := register(ctx, topics...)
+			if err != nil && !waited {
+				waited = true
+				log.Warn("schema registry unreachable; waiting for it before starting the workers", "error", err)
+			}
 			return err
+		})
+		if err != nil {
+			return err
+		}
+		if waited {
+			log.Info("schema registry reachable; schemas registered", "kind", kind)
 		}
 	}
 	return nil
 }
 
 // retry calls fn until it succeeds or the time is up (the broker or
-// registry may still be starting).
+// registry may still be starting); within 0 retries until ctx ends.
 func retry(ctx context.Context, within time.Duration, fn func() error) error {
 	deadline := time.Now().Add(within)
 	delay := 100 * time.Millisecond
 	for {
 		err := fn()
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+		if err == nil || (within > 0 && time.Now().After(deadline)) || ctx.Err() != nil {
 			return err
 		}
 		select {

@@ -139,19 +139,24 @@ func (tr *Transport) deliveryReport(ctx context.Context, in *incoming) (bool, pd
 const lookupWait = 3 * time.Second
 
 func (tr *Transport) lookup(ctx context.Context, smscID string) (string, bool, error) {
-	deadline := time.Now().Add(lookupWait)
+	// A receipt often overtakes the submit_sm_resp's handling (the SMSC
+	// sends both at once): wait for the next write to the table rather
+	// than polling, so that such a receipt costs microseconds, not a
+	// polling interval.
+	deadline := time.NewTimer(lookupWait)
+	defer deadline.Stop()
 	for {
+		changed := tr.ids.Changed() // before Get: a write in between is not missed
 		v, ok, err := tr.ids.Get(smscID)
 		if err != nil || ok {
 			return string(v), ok, err
 		}
-		if time.Now().After(deadline) {
-			return "", false, nil
-		}
 		select {
 		case <-ctx.Done():
 			return "", false, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-deadline.C:
+			return "", false, nil
+		case <-changed:
 		}
 	}
 }

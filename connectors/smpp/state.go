@@ -31,6 +31,10 @@ type store interface {
 	Get(key string) ([]byte, bool, error)
 	// Delete removes key (asynchronously).
 	Delete(key string)
+	// Changed returns a channel closed at the next write of any key, by
+	// this instance or (through the view) another one: a reader waiting
+	// for a key looks again then instead of polling.
+	Changed() <-chan struct{}
 }
 
 // table is a store on a compacted topic: a goka Emitter writes it, a goka
@@ -50,6 +54,9 @@ type table struct {
 	view   *goka.View
 	recent map[string]recentEntry
 	ready  chan struct{}
+
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 type recentEntry struct {
@@ -77,9 +84,10 @@ func newTable(deps *topology.Deps, worker, topic string, log *slog.Logger) (*tab
 	}
 	return &table{
 		topic: full, deps: deps, log: log.With("table", full), em: em,
-		dir:    filepath.Join(deps.StateDir(worker), "smpp"),
-		recent: map[string]recentEntry{},
-		ready:  make(chan struct{}),
+		dir:     filepath.Join(deps.StateDir(worker), "smpp"),
+		recent:  map[string]recentEntry{},
+		ready:   make(chan struct{}),
+		changed: make(chan struct{}),
 	}, nil
 }
 
@@ -107,7 +115,23 @@ func (t *table) update(ctx goka.UpdateContext, s storage.Storage, key string, va
 		delete(t.recent, key)
 	}
 	t.mu.Unlock()
+	t.signal()
 	return err
+}
+
+// Changed implements store.
+func (t *table) Changed() <-chan struct{} {
+	t.changedMu.Lock()
+	defer t.changedMu.Unlock()
+	return t.changed
+}
+
+// signal wakes the readers waiting in Changed.
+func (t *table) signal() {
+	t.changedMu.Lock()
+	close(t.changed)
+	t.changed = make(chan struct{})
+	t.changedMu.Unlock()
 }
 
 // run keeps the view up to date until ctx ends. A local copy that does not
@@ -200,6 +224,7 @@ func (t *table) PutAsync(key string, value []byte, ttl time.Duration) func(conte
 	t.mu.Lock()
 	t.recent[key] = recentEntry{value: value, raw: raw, expires: exp, written: now}
 	t.mu.Unlock()
+	t.signal()
 	return t.emit(key, raw)
 }
 

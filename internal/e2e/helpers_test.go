@@ -19,6 +19,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/archive"
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
+	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/testlog"
@@ -99,6 +100,7 @@ func kinds() *topology.Registry {
 	r.Add(phoneKind())
 	r.Add(messagestore.Kind())
 	r.Add(archive.Kind())
+	r.Add(smpp.Kinds()...)
 	r.AddMiddleware(builtin.Kinds()...)
 	r.AddMiddleware(stampKind(), brokenKind())
 	return r

@@ -51,20 +51,22 @@ func (g gokaLogger) Printf(f string, v ...any) {
 
 // NewView builds a goka view of a table (every partition, kept in a local
 // LevelDB copy under the worker's state directory), with the same settings
-// as NewProcessor, so that any instance can look any key up.
-func (b *Base) NewView(table goka.Table, codec goka.Codec) (*goka.View, error) {
+// as NewProcessor, so that any instance can look any key up. extra options
+// are applied last (e.g. goka.WithViewCallback to learn of updates).
+func (b *Base) NewView(table goka.Table, codec goka.Codec, extra ...goka.ViewOption) (*goka.View, error) {
 	cfg := b.Deps.SaramaConfig(b.Name + ".view")
 	tm := goka.NewTopicManagerConfig()
 	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
 	tm.NoCreate = true
-	v, err := goka.NewView(b.Deps.Brokers, table, codec,
+	opts := []goka.ViewOption{
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
 		goka.WithViewStorageBuilder(b.viewStorage()),
 		goka.WithViewHasher(kafka.KafkaHasher()),
 		goka.WithViewLogger(gokaLogger{b.Log.With("component", "goka-view")}),
-		goka.WithViewClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name+".view"),
-	)
+		goka.WithViewClientID(b.Deps.Cluster.Kafka.ClientID + "." + b.Name + ".view"),
+	}
+	v, err := goka.NewView(b.Deps.Brokers, table, codec, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: goka view of %s: %w", b.Name, table, err)
 	}

@@ -82,6 +82,7 @@ type SMSC struct {
 	rr        int
 	submitted []Submitted
 	binds     int
+	withdrawn int
 	wg        sync.WaitGroup
 	closed    chan struct{}
 }
@@ -169,6 +170,9 @@ type Stats struct {
 	// MaxInFlight is the most submit_sm ever waiting for their response
 	// at once (the ESME's effective window).
 	MaxInFlight int64 `json:"max_in_flight"`
+	// Withdrawn counts submit_sm accepted but forgotten again because
+	// the connection dropped before their response was written.
+	Withdrawn int `json:"withdrawn"`
 }
 
 // Stats returns the SMSC's figures.
@@ -181,7 +185,7 @@ func (s *SMSC) Stats() Stats {
 			n++
 		}
 	}
-	return Stats{Bound: n, Binds: s.binds, Submitted: len(s.submitted), MaxInFlight: s.maxInFlight.Load()}
+	return Stats{Bound: n, Binds: s.binds, Submitted: len(s.submitted), MaxInFlight: s.maxInFlight.Load(), Withdrawn: s.withdrawn}
 }
 
 func (s *SMSC) accept() {
@@ -250,7 +254,11 @@ func (c *conn) write(p pdu.PDU) error {
 }
 
 // respond writes a response after the configured delay.
-func (c *conn) respond(p pdu.PDU) {
+func (c *conn) respond(p pdu.PDU) { c.respondThen(p, nil) }
+
+// respondThen writes a response after the configured delay, then calls
+// after (if set) with whether the response was written.
+func (c *conn) respondThen(p pdu.PDU, after func(written bool)) {
 	submit := p.Head().ID == pdu.SubmitSMResp
 	if submit {
 		n := c.s.inFlight.Add(1)
@@ -265,7 +273,10 @@ func (c *conn) respond(p pdu.PDU) {
 		if submit {
 			c.s.inFlight.Add(-1)
 		}
-		_ = c.write(p)
+		err := c.write(p)
+		if after != nil {
+			after(err == nil)
+		}
 	}
 	if d := time.Duration(c.s.delay.Load()); d > 0 {
 		go func() {
@@ -396,21 +407,47 @@ func (c *conn) submit(p *pdu.SM) {
 	c.s.mu.Lock()
 	c.s.submitted = append(c.s.submitted, sub)
 	c.s.mu.Unlock()
-	c.respond(resp)
-	if p.RegisteredDelivery&0x03 == 1 {
-		c.s.wg.Add(1)
-		go func() {
-			defer c.s.wg.Done()
-			select {
-			case <-time.After(c.s.opts.ReceiptDelay):
-			case <-c.s.closed:
-				return
-			}
-			if err := c.s.sendReceipt(c, sub); err != nil {
-				c.s.log.Warn("smsc: delivery receipt not sent", "message_id", id, "error", err)
-			}
-		}()
+	c.respondThen(resp, func(written bool) {
+		if !written {
+			// The connection dropped before the answer went out: like
+			// an SMSC that loses the connection before it commits, this
+			// one never accepted the message (the ESME submits it again).
+			c.s.withdraw(id)
+			return
+		}
+		if p.RegisteredDelivery&0x03 == 1 {
+			c.s.scheduleReceipt(c, sub)
+		}
+	})
+}
+
+// withdraw forgets an accepted submit_sm whose response was never sent.
+func (s *SMSC) withdraw(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.submitted) - 1; i >= 0; i-- {
+		if s.submitted[i].MessageID == id {
+			s.submitted = append(s.submitted[:i], s.submitted[i+1:]...)
+			s.withdrawn++
+			return
+		}
 	}
+}
+
+// scheduleReceipt sends sub's delivery receipt after the receipt delay.
+func (s *SMSC) scheduleReceipt(c *conn, sub Submitted) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-time.After(s.opts.ReceiptDelay):
+		case <-s.closed:
+			return
+		}
+		if err := s.sendReceipt(c, sub); err != nil {
+			s.log.Warn("smsc: delivery receipt not sent", "message_id", sub.MessageID, "error", err)
+		}
+	}()
 }
 
 // request sends a request to the ESME and waits for its response.

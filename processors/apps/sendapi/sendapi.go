@@ -23,6 +23,7 @@ import (
 
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
 
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -189,6 +190,11 @@ type API struct {
 	ln    net.Listener
 	ready chan struct{}
 	once  sync.Once
+
+	// waiting: send requests waiting for their record to reach the view
+	// (message id -> closed when the view has it).
+	waitMu  sync.Mutex
+	waiting map[string]chan struct{}
 }
 
 // Addr is the listening address once the API runs.
@@ -202,7 +208,8 @@ func (a *API) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.view, err = a.NewView(goka.GroupTable(group), new(gokacodec.Bytes)); err != nil {
+	a.waiting = map[string]chan struct{}{}
+	if a.view, err = a.NewView(goka.GroupTable(group), new(gokacodec.Bytes), goka.WithViewCallback(a.viewUpdated)); err != nil {
 		return err
 	}
 	addr := net.JoinHostPort(a.cfg.WebInterface, strconv.Itoa(a.cfg.WebPort))
@@ -236,6 +243,35 @@ func (a *API) Run(ctx context.Context) error {
 		return fmt.Errorf("send api %s: %w", a.Name, runErr)
 	}
 	return nil
+}
+
+// viewUpdated applies a table update to the view and wakes the send
+// request waiting for that key, if any.
+func (a *API) viewUpdated(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
+	err := goka.DefaultUpdate(ctx, s, key, value)
+	a.waitMu.Lock()
+	if ch, ok := a.waiting[key]; ok {
+		close(ch)
+		delete(a.waiting, key)
+	}
+	a.waitMu.Unlock()
+	return err
+}
+
+// awaitView returns a channel closed when the view next updates id, and a
+// function that stops waiting.
+func (a *API) awaitView(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	a.waitMu.Lock()
+	a.waiting[id] = ch
+	a.waitMu.Unlock()
+	return ch, func() {
+		a.waitMu.Lock()
+		if a.waiting[id] == ch {
+			delete(a.waiting, id)
+		}
+		a.waitMu.Unlock()
+	}
 }
 
 // graph: sends become outbound messages and records; events update them.
@@ -408,16 +444,24 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid message", fields)
 		return
 	}
+	// Read your writes: wait (briefly) until the status can be queried.
+	// The view says when it has the record (no polling); a request whose
+	// record another instance's view got first is checked once directly.
+	inView, stopWaiting := a.awaitView(m.MessageID)
+	defer stopWaiting()
 	if err := worker.Produce(r.Context(), a.Base, a.Deps.Codecs.UserMessage, a.sends, []byte(m.MessageID), m); err != nil {
 		a.Log.Error("send request not stored", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "message not accepted, try again", nil)
 		return
 	}
-	// Read your writes: wait (briefly) until the status can be queried.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if v, err := a.view.Get(m.MessageID); err == nil && v != nil {
-			break
+	if v, err := a.view.Get(m.MessageID); err != nil || v == nil {
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-inView:
+		case <-t.C:
+		case <-r.Context().Done():
 		}
+		t.Stop()
 	}
 	js, _ := m.MarshalJSON()
 	w.Header().Set("Content-Type", "application/json")
