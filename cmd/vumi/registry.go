@@ -60,8 +60,6 @@ func kinds() *topology.Registry {
 	r.Add(httpapi.OldKinds()...)
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
-	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
-	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind())
 	r.Add(mediafonemc.Kind())
 	r.Add(mtechkenya.Kinds()...)
 	r.Add(netcore.Kind())
