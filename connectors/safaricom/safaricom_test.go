@@ -129,10 +129,18 @@ func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
 	if in.Session() != schemas.SessionResume || in.Text() != "2" || in.To() != "*167*7#" {
 		t.Fatalf("instance 1: %s %q %s", in.Session(), in.Text(), in.To())
 	}
-	// Keep saving it: the session still ends 4 s after its start.
-	for time.Since(started) < 5*time.Second {
-		time.Sleep(500 * time.Millisecond)
+	// Keep using (and saving) it: the session still ends 4 s after its
+	// start.
+	params := "7*2"
+	for i := 0; time.Since(started) < 3*time.Second; i++ {
+		params += fmt.Sprint("*", i)
+		in = e.Call(t, 1, transporttest.Case{Path: "/ussd", Query: q("x1", params), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }, WantBody: "CON ok"})
+		if in.Session() != schemas.SessionResume || in.Text() != fmt.Sprint(i) {
+			t.Fatalf("busy session: %s %q", in.Session(), in.Text())
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
+	time.Sleep(time.Until(started.Add(5 * time.Second)))
 	in = e.Call(t, 0, transporttest.Case{Path: "/ussd", Query: q("x1", "7*2*3"), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("again", false) }, WantBody: "END again"})
 	if in.Session() != schemas.SessionNew || in.To() != "*167*7*2*3#" || in.Text() != "" {
 		t.Errorf("after expiry: %s %q %s", in.Session(), in.Text(), in.To())
