@@ -28,6 +28,7 @@ const config = `
     airtel_charge_amount: 5
     to_addr_pattern: '\*1(21|67)'
     request_timeout: 10
+    publish_status: true
 `
 
 const path = "/api/v1/airtel/ussd/"
@@ -102,6 +103,11 @@ func TestAirtel(t *testing.T) {
 		{Name: "cleanup with wrong credentials", Path: path, Query: cleanup("s2", "userid", "foo", "password", "bar"), WantStatus: 403, WantBody: "Forbidden"},
 	})
 
+	// Answered requests publish the HTTP-RPC response status.
+	st := e.WaitStatus(func(st *schemas.Status) bool { return st.Component == "response" }, 30*time.Second)
+	if st.Status != schemas.StatusOK || st.Type != "response_sent" || st.TransportName == nil || *st.TransportName != "airtel" {
+		t.Errorf("status %+v", st)
+	}
 	in := e.Inbound()[0]
 	push := schemas.NewUserMessage()
 	push.ToAddr, push.Content = schemas.String("27761234567"), schemas.String("hi")

@@ -47,6 +47,7 @@ type Env struct {
 	inbound  []*schemas.UserMessage
 	events   []*schemas.Event
 	failures []*schemas.Failure
+	statuses []*schemas.Status
 	notify   chan struct{}
 }
 
@@ -126,7 +127,7 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 		t.Fatal(err)
 	}
 	t.Cleanup(e.producer.Close)
-	e.consumer, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics(transportName+".inbound", transportName+".event", transportName+".failures"),
+	e.consumer, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics(transportName+".inbound", transportName+".event", transportName+".failures", "vumi.status"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +181,8 @@ func (e *Env) consume(ctx context.Context) {
 				e.events = append(e.events, x)
 			case *schemas.Failure:
 				e.failures = append(e.failures, x)
+			case *schemas.Status:
+				e.statuses = append(e.statuses, x)
 			}
 			e.mu.Unlock()
 			select {
@@ -230,6 +233,23 @@ func (e *Env) WaitFailure(match func(*schemas.Failure) bool, within time.Duratio
 		for _, f := range e.failures {
 			if match(f) {
 				found = f
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// WaitStatus waits for the status event (on vumi.status, published with
+// publish_status: true) matching match.
+func (e *Env) WaitStatus(match func(*schemas.Status) bool, within time.Duration) *schemas.Status {
+	e.t.Helper()
+	var found *schemas.Status
+	e.wait(within, "status event", func() bool {
+		for _, st := range e.statuses {
+			if match(st) {
+				found = st
 				return true
 			}
 		}

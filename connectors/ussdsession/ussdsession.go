@@ -69,8 +69,12 @@ type Store struct {
 	log   *slog.Logger
 	em    *goka.Emitter
 
-	mu      sync.RWMutex
-	view    *goka.View
+	mu   sync.RWMutex
+	view *goka.View
+	// viewMu is held (read) across every use of the view: goka closes a
+	// view's partitions when its Run ends without any locking of its own,
+	// so Run detaches the view under the write lock before it stops.
+	viewMu  sync.RWMutex
 	overlay map[string]entry
 	ready   chan struct{}
 	now     func() time.Time
@@ -115,10 +119,29 @@ func (s *Store) Run(ctx context.Context) error {
 		}
 	}()
 	go s.sweep(ctx, sweepEvery(s.ttl))
-	if err := v.Run(ctx); err != nil && ctx.Err() == nil {
+	// The view stops only once nothing uses it any more.
+	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopView()
+	go func() {
+		<-ctx.Done()
+		s.detach()
+		stopView()
+	}()
+	err = v.Run(viewCtx)
+	s.detach()
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("session table %s: %w", s.topic, err)
 	}
 	return nil
+}
+
+// detach makes the view unreachable, waiting for its current users.
+func (s *Store) detach() {
+	s.viewMu.Lock()
+	s.mu.Lock()
+	s.view = nil
+	s.mu.Unlock()
+	s.viewMu.Unlock()
 }
 
 func sweepEvery(ttl time.Duration) time.Duration {
@@ -139,6 +162,8 @@ func (s *Store) Wait(ctx context.Context) error {
 // it expired).
 func (s *Store) Get(key string) (Session, error) {
 	now := s.now()
+	s.viewMu.RLock()
+	defer s.viewMu.RUnlock()
 	s.mu.RLock()
 	local, haveLocal := s.overlay[key]
 	v := s.view
@@ -265,13 +290,18 @@ func (s *Store) sweep(ctx context.Context, every time.Duration) {
 				delete(s.overlay, k)
 			}
 		}
-		v := s.view
 		s.mu.Unlock()
+		s.viewMu.RLock()
+		s.mu.RLock()
+		v := s.view
+		s.mu.RUnlock()
 		if v == nil || !v.Recovered() {
+			s.viewMu.RUnlock()
 			continue
 		}
 		it, err := v.Iterator()
 		if err != nil {
+			s.viewMu.RUnlock()
 			continue
 		}
 		var expired []string
@@ -287,6 +317,7 @@ func (s *Store) sweep(ctx context.Context, every time.Duration) {
 			}
 		}
 		it.Release()
+		s.viewMu.RUnlock()
 		for _, k := range expired {
 			// A session this instance wrote since the view read it is
 			// alive again: keep it.
@@ -390,6 +421,8 @@ func ValidTableName(name string) error {
 // the topic, whether it has caught up once, and how many records it has
 // read since the process started.
 func (s *Store) Progress() map[string]any {
+	s.viewMu.RLock()
+	defer s.viewMu.RUnlock()
 	s.mu.RLock()
 	v := s.view
 	s.mu.RUnlock()
