@@ -2,6 +2,8 @@ package safaricom_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -209,4 +211,46 @@ func FuzzParseRequest(f *testing.F) {
 			_ = safaricom.DialledCode(req.Dest, req.USSDParams)
 		}
 	})
+}
+
+// TestSafaricomKafkaDown: with the broker gone, a request (whose new
+// session cannot be stored, nor its message published) is answered 503
+// within about publish_timeout instead of hanging.
+func TestSafaricomKafkaDown(t *testing.T) {
+	e := transporttest.Start(t, kinds(), "safaricom", `
+  - name: safaricom
+    kind: safaricom_ussd
+    transport_name: safaricom
+    web_path: /ussd
+    web_port: ${WEB_PORT}
+    web_interface: 127.0.0.1
+    publish_timeout: 0.5
+`)
+	e.Broker.Cluster().Close()
+	// The worker may be restarting (its supervisor restarts it when its
+	// Kafka clients give up): retry until the server answers, and time the
+	// request that is answered.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		start := time.Now()
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(e.BaseURL + "/ussd?" + q(fmt.Sprint("down", i), "7").Encode())
+		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.HasPrefix(string(body), "END ") {
+			t.Errorf("answer %d %q, want 503 END …", resp.StatusCode, body)
+		}
+		took := time.Since(start)
+		t.Logf("answered %d after %v", resp.StatusCode, took)
+		if took > 3*time.Second {
+			t.Errorf("answered after %v, want about 0.5 s", took)
+		}
+		return
+	}
 }

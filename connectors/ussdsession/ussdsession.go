@@ -78,7 +78,14 @@ type Store struct {
 	overlay map[string]entry
 	ready   chan struct{}
 	now     func() time.Time
+	// writeTimeout, when set, bounds every write.
+	writeTimeout time.Duration
 }
+
+// SetWriteTimeout bounds every write (Put, Create, Save, Delete): with
+// Kafka unreachable they fail this soon instead of waiting for the
+// producer to give up.
+func (s *Store) SetWriteTimeout(d time.Duration) { s.writeTimeout = d }
 
 // Open builds the session table of transportName with sessions living ttl
 // after their last write. Run must be called for it to work.
@@ -252,6 +259,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *Store) emit(ctx context.Context, key string, value []byte) error {
+	if s.writeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.writeTimeout)
+		defer cancel()
+	}
 	done := make(chan error, 1)
 	var msg any
 	if value != nil {
@@ -389,6 +401,9 @@ func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *httprpc.Config,
 			s.Close()
 			return err
 		}
+		// Session writes fail as fast as publishing does when Kafka is
+		// unreachable, so that requests are answered 503 promptly.
+		st.SetWriteTimeout(time.Duration(cfg.PublishTimeout * float64(time.Second)))
 		h.Handler = newHandler(st)
 		return Serve(ctx, s, st)
 	})
