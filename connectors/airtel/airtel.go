@@ -262,13 +262,14 @@ func (h *handler) cleanup(ctx context.Context, s *httprpc.Server, r *httprpc.Req
 		Provider: schemas.String("airtel"), SessionEvent: &ev, TransportType: schemas.String(schemas.TransportUSSD),
 		TransportMetadata: schemas.Metadata{"airtel": map[string]any{"clean": req.Clean, "error": req.Error}},
 	}
-	if err := h.sessions.Delete(ctx, req.SessionID); err != nil {
-		h.unavailable(s, r, "session not deleted", err)
-		return
-	}
+	// Published first: should that fail, Flares' retry still finds the
+	// session.
 	if err := s.PublishInbound(ctx, m); err != nil {
 		h.unavailable(s, r, "inbound message not published", err)
 		return
+	}
+	if err := h.sessions.Delete(ctx, req.SessionID); err != nil {
+		s.Log.Warn("session not deleted; it expires by itself", "session_id", req.SessionID, "error", err)
 	}
 	r.Finish(s, nil, http.StatusOK)
 }

@@ -28,6 +28,7 @@ const config = `
     airtel_charge_amount: 5
     to_addr_pattern: '\*1(21|67)'
     request_timeout: 10
+    publish_status: true
 `
 
 const path = "/api/v1/airtel/ussd/"
@@ -102,6 +103,11 @@ func TestAirtel(t *testing.T) {
 		{Name: "cleanup with wrong credentials", Path: path, Query: cleanup("s2", "userid", "foo", "password", "bar"), WantStatus: 403, WantBody: "Forbidden"},
 	})
 
+	// Answered requests publish the HTTP-RPC response status.
+	st := e.WaitStatus(func(st *schemas.Status) bool { return st.Component == "response" }, 30*time.Second)
+	if st.Status != schemas.StatusOK || st.Type != "response_sent" || st.TransportName == nil || *st.TransportName != "airtel" {
+		t.Errorf("status %+v", st)
+	}
 	in := e.Inbound()[0]
 	push := schemas.NewUserMessage()
 	push.ToAddr, push.Content = schemas.String("27761234567"), schemas.String("hi")
@@ -241,4 +247,29 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAirtelSharedPrefixConfig: two transports sharing a session table
+// through session_key_prefix form a valid deployment, whose graph has one
+// table topic read and written by both.
+func TestAirtelSharedPrefixConfig(t *testing.T) {
+	cfg, err := topology.Load("c.yaml", []byte(`workers:
+  - {name: a1, kind: airtel_ussd, transport_name: airtel_1, web_path: /x, session_key_prefix: foo}
+  - {name: a2, kind: airtel_ussd, transport_name: airtel_2, web_path: /y, session_key_prefix: foo}
+  - {name: a3, kind: airtel_ussd, transport_name: airtel_3, web_path: /z}
+`), kinds(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := map[string][]string{}
+	for _, w := range cfg.Workers {
+		for _, s := range w.Config.IO(w.Name).Produces {
+			if strings.HasSuffix(s.Topic, ".ussd_sessions") {
+				tables[s.Topic] = append(tables[s.Topic], w.Name)
+			}
+		}
+	}
+	if fmt.Sprint(tables) != "map[airtel_3.ussd_sessions:[a3] foo.ussd_sessions:[a1 a2]]" {
+		t.Errorf("session tables %v", tables)
+	}
 }

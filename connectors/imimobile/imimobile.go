@@ -226,13 +226,12 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		// The user ended the session: close it, and answer at once.
 		ev := schemas.SessionClose
 		m.SessionEvent, m.MessageID = &ev, r.ID
-		if err := h.sessions.Delete(ctx, req.MSISDN); err != nil {
-			h.unavailable(s, r, "session not deleted", err)
-			return
-		}
 		if err := s.PublishInbound(ctx, m); err != nil {
 			h.unavailable(s, r, "inbound message not published", err)
 			return
+		}
+		if err := h.sessions.Delete(ctx, req.MSISDN); err != nil {
+			s.Log.Warn("session not deleted; it expires by itself", "msisdn", req.MSISDN, "error", err)
 		}
 		s.Finish(r.ID, []byte(h.cfg.response), http.StatusOK, http.Header{"X-Ussd-Session": {"0"}})
 		return

@@ -82,7 +82,7 @@ func Kind() *topology.Kind {
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
 			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.TransportName, time.Duration(cfg.UssdSessionTimeout)*time.Second,
-				httprpc.Options{ContentType: "text/xml; charset=utf-8"},
+				httprpc.Options{ContentType: "text/plain"}, // Vumi's HTTP-RPC default
 				func(st *ussdsession.Store) httprpc.Handler { return &handler{cfg: cfg, sessions: st} }), nil
 		},
 	}

@@ -56,7 +56,7 @@ func step(name, body string, ev schemas.SessionEvent, from, to, content, reply s
 	}
 	c.Reply = func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) }
 	c.WantStatus, c.WantBody = 200, want
-	c.WantHeader = map[string]string{"Content-Type": "text/xml; charset=utf-8"}
+	c.WantHeader = map[string]string{"Content-Type": "text/plain"}
 	return c
 }
 

@@ -136,7 +136,7 @@ func Kind() *topology.Kind {
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
 			return ussdsession.Worker(deps, spec, &cfg.rpc, cfg.TransportName, time.Duration(cfg.SessionTimeoutPeriod)*time.Second,
-				httprpc.Options{ContentType: "text/xml", GoneNackReason: NotFound},
+				httprpc.Options{ContentType: "text/xml; charset=utf-8", GoneNackReason: NotFound},
 				func(st *ussdsession.Store) httprpc.Handler {
 					return &handler{cfg: cfg, sessions: st, calls: map[string]call{}}
 				}), nil

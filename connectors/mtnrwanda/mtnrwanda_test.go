@@ -24,6 +24,7 @@ const config = `
     twisted_endpoint: tcp:port=${WEB_PORT}:interface=127.0.0.1
     timeout: 3
     web_path: /foo/
+    publish_status: true
 `
 
 // callXML is a handleUSSD call (or another method) with a struct of
@@ -126,7 +127,7 @@ func step(name, tx, request string, ev schemas.SessionEvent, content *string, re
 			}
 		},
 		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
-		WantStatus: 200,
+		WantStatus: 200, WantHeader: map[string]string{"Content-Type": "text/xml; charset=utf-8"},
 		Check: func(t testing.TB, body string) {
 			got, fault := parseAnswer(t, body)
 			if fault != nil {
@@ -166,6 +167,11 @@ func TestMTNRwanda(t *testing.T) {
 			WantInbound: func(testing.TB, *schemas.UserMessage) {}, WantStatus: 200, Check: wantFault("8002", "Request timed out.")},
 	})
 
+	// The call that timed out made the response status down.
+	st := e.WaitStatus(func(st *schemas.Status) bool { return st.Component == "response" && st.Type == "timeout" }, 30*time.Second)
+	if st.Status != schemas.StatusDown {
+		t.Errorf("status %+v", st)
+	}
 	// A reply to the call that timed out, and a message that is no reply,
 	// are nacked "Request not found".
 	in := e.Inbound()

@@ -2,6 +2,8 @@ package safaricom_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -129,10 +131,18 @@ func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
 	if in.Session() != schemas.SessionResume || in.Text() != "2" || in.To() != "*167*7#" {
 		t.Fatalf("instance 1: %s %q %s", in.Session(), in.Text(), in.To())
 	}
-	// Keep saving it: the session still ends 4 s after its start.
-	for time.Since(started) < 5*time.Second {
-		time.Sleep(500 * time.Millisecond)
+	// Keep using (and saving) it: the session still ends 4 s after its
+	// start.
+	params := "7*2"
+	for i := 0; time.Since(started) < 3*time.Second; i++ {
+		params += fmt.Sprint("*", i)
+		in = e.Call(t, 1, transporttest.Case{Path: "/ussd", Query: q("x1", params), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }, WantBody: "CON ok"})
+		if in.Session() != schemas.SessionResume || in.Text() != fmt.Sprint(i) {
+			t.Fatalf("busy session: %s %q", in.Session(), in.Text())
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
+	time.Sleep(time.Until(started.Add(5 * time.Second)))
 	in = e.Call(t, 0, transporttest.Case{Path: "/ussd", Query: q("x1", "7*2*3"), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("again", false) }, WantBody: "END again"})
 	if in.Session() != schemas.SessionNew || in.To() != "*167*7*2*3#" || in.Text() != "" {
 		t.Errorf("after expiry: %s %q %s", in.Session(), in.Text(), in.To())
@@ -201,4 +211,46 @@ func FuzzParseRequest(f *testing.F) {
 			_ = safaricom.DialledCode(req.Dest, req.USSDParams)
 		}
 	})
+}
+
+// TestSafaricomKafkaDown: with the broker gone, a request (whose new
+// session cannot be stored, nor its message published) is answered 503
+// within about publish_timeout instead of hanging.
+func TestSafaricomKafkaDown(t *testing.T) {
+	e := transporttest.Start(t, kinds(), "safaricom", `
+  - name: safaricom
+    kind: safaricom_ussd
+    transport_name: safaricom
+    web_path: /ussd
+    web_port: ${WEB_PORT}
+    web_interface: 127.0.0.1
+    publish_timeout: 0.5
+`)
+	e.Broker.Cluster().Close()
+	// The worker may be restarting (its supervisor restarts it when its
+	// Kafka clients give up): retry until the server answers, and time the
+	// request that is answered.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		start := time.Now()
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(e.BaseURL + "/ussd?" + q(fmt.Sprint("down", i), "7").Encode())
+		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.HasPrefix(string(body), "END ") {
+			t.Errorf("answer %d %q, want 503 END …", resp.StatusCode, body)
+		}
+		took := time.Since(start)
+		t.Logf("answered %d after %v", resp.StatusCode, took)
+		if took > 3*time.Second {
+			t.Errorf("answered after %v, want about 0.5 s", took)
+		}
+		return
+	}
 }

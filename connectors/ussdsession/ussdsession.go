@@ -67,12 +67,23 @@ type Store struct {
 	log   *slog.Logger
 	em    *goka.Emitter
 
-	mu      sync.RWMutex
-	view    *goka.View
+	mu   sync.RWMutex
+	view *goka.View
+	// viewMu is held (read) across every use of the view: goka closes a
+	// view's partitions when its Run ends without any locking of its own,
+	// so Run detaches the view under the write lock before it stops.
+	viewMu  sync.RWMutex
 	overlay map[string]entry
 	ready   chan struct{}
 	now     func() time.Time
+	// writeTimeout, when set, bounds every write.
+	writeTimeout time.Duration
 }
+
+// SetWriteTimeout bounds every write (Put, Create, Save, Delete): with
+// Kafka unreachable they fail this soon instead of waiting for the
+// producer to give up.
+func (s *Store) SetWriteTimeout(d time.Duration) { s.writeTimeout = d }
 
 // Open builds the session table of transportName with sessions living ttl
 // after their last write. Run must be called for it to work.
@@ -127,32 +138,30 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	// The sweep iterates over the view: stop it before the view closes
-	// (goka's close and Iterator race otherwise).
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		s.sweep(sweepCtx, sweepEvery(s.ttl))
-	}()
+	go s.sweep(ctx, sweepEvery(s.ttl))
+	// The view stops only once nothing uses it any more.
 	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopView()
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-viewCtx.Done():
-		}
-		stopSweep()
-		<-sweepDone
+		<-ctx.Done()
+		s.detach()
 		stopView()
 	}()
 	err = v.Run(viewCtx)
-	stopSweep()
-	<-sweepDone
+	s.detach()
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("session table %s: %w", s.topic, err)
 	}
 	return nil
+}
+
+// detach makes the view unreachable, waiting for its current users.
+func (s *Store) detach() {
+	s.viewMu.Lock()
+	s.mu.Lock()
+	s.view = nil
+	s.mu.Unlock()
+	s.viewMu.Unlock()
 }
 
 func sweepEvery(ttl time.Duration) time.Duration {
@@ -173,6 +182,8 @@ func (s *Store) Wait(ctx context.Context) error {
 // it expired).
 func (s *Store) Get(key string) (Session, error) {
 	now := s.now()
+	s.viewMu.RLock()
+	defer s.viewMu.RUnlock()
 	s.mu.RLock()
 	local, haveLocal := s.overlay[key]
 	v := s.view
@@ -270,6 +281,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 func (s *Store) emit(ctx context.Context, key string, value []byte) error {
+	if s.writeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.writeTimeout)
+		defer cancel()
+	}
 	done := make(chan error, 1)
 	var msg any
 	if value != nil {
@@ -308,13 +324,18 @@ func (s *Store) sweep(ctx context.Context, every time.Duration) {
 				delete(s.overlay, k)
 			}
 		}
-		v := s.view
 		s.mu.Unlock()
+		s.viewMu.RLock()
+		s.mu.RLock()
+		v := s.view
+		s.mu.RUnlock()
 		if v == nil || !v.Recovered() {
+			s.viewMu.RUnlock()
 			continue
 		}
 		it, err := v.Iterator()
 		if err != nil {
+			s.viewMu.RUnlock()
 			continue
 		}
 		var expired []string
@@ -330,6 +351,7 @@ func (s *Store) sweep(ctx context.Context, every time.Duration) {
 			}
 		}
 		it.Release()
+		s.viewMu.RUnlock()
 		for _, k := range expired {
 			// A session this instance wrote since the view read it is
 			// alive again: keep it.
@@ -401,6 +423,9 @@ func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *httprpc.Config,
 			s.Close()
 			return err
 		}
+		// Session writes fail as fast as publishing does when Kafka is
+		// unreachable, so that requests are answered 503 promptly.
+		st.SetWriteTimeout(time.Duration(cfg.PublishTimeout * float64(time.Second)))
 		h.Handler = newHandler(st)
 		return Serve(ctx, s, st)
 	})
@@ -433,6 +458,8 @@ func ValidTableName(name string) error {
 // the topic, whether it has caught up once, and how many records it has
 // read since the process started.
 func (s *Store) Progress() map[string]any {
+	s.viewMu.RLock()
+	defer s.viewMu.RUnlock()
 	s.mu.RLock()
 	v := s.view
 	s.mu.RUnlock()
