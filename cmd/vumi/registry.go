@@ -15,6 +15,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/mtechkenya"
 	"github.com/vumi-kafka/vumi/connectors/netcore"
 	"github.com/vumi-kafka/vumi/connectors/opera"
+	"github.com/vumi-kafka/vumi/connectors/parlayx"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
@@ -53,10 +54,8 @@ func kinds() *topology.Registry {
 	r.Add(smssync.Kinds()...)
 	r.Add(infobip.Kind(), vodacommessaging.Kind(), cellulant.Kind(), dmark.Kind(), trueafrican.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
-	r.Add(mediafonemc.Kind())
+	r.Add(mediafonemc.Kind(), netcore.Kind(), opera.Kind(), parlayx.Kind())
 	r.Add(mtechkenya.Kinds()...)
-	r.Add(netcore.Kind())
-	r.Add(opera.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
