@@ -14,14 +14,15 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/integrat"
 	"github.com/vumi-kafka/vumi/connectors/irc"
+	"github.com/vumi-kafka/vumi/connectors/mediaedgegsm"
 	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
 	"github.com/vumi-kafka/vumi/connectors/mtechkenya"
-	"github.com/vumi-kafka/vumi/connectors/netcore"
-	"github.com/vumi-kafka/vumi/connectors/mediaedgegsm"
 	"github.com/vumi-kafka/vumi/connectors/mtechussd"
 	"github.com/vumi-kafka/vumi/connectors/mtnrwanda"
-	"github.com/vumi-kafka/vumi/connectors/safaricom"
+	"github.com/vumi-kafka/vumi/connectors/netcore"
 	"github.com/vumi-kafka/vumi/connectors/opera"
+	"github.com/vumi-kafka/vumi/connectors/parlayx"
+	"github.com/vumi-kafka/vumi/connectors/safaricom"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
@@ -65,7 +66,7 @@ func kinds() *topology.Registry {
 	r.Add(netcore.Kind())
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind(), mediaedgegsm.Kind())
 	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind(), integrat.Kind())
-	r.Add(opera.Kind())
+	r.Add(opera.Kind(), parlayx.Kind())
 	r.Add(truteq.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)

@@ -208,7 +208,28 @@ func (h *handler) run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	h.t.Log.Info("opera transport listening", "addr", ln.Addr().String())
-	err = h.t.Run(ctx, transport.HandlerFunc(h.outbound))
+	// Should the table stop on its own, stop the transport too, so that
+	// the supervisor restarts the worker with a fresh one.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var tableFailed error
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case err := <-tableErr:
+			if runCtx.Err() == nil {
+				tableFailed = fmt.Errorf("opera: id table stopped: %v", err)
+				h.t.Log.Error("id table stopped; restarting the transport", "error", err)
+				stopRun()
+			}
+			tableErr <- err
+		case <-runCtx.Done():
+		}
+	}()
+	err = h.t.Run(runCtx, transport.HandlerFunc(h.outbound))
+	stopRun()
+	<-watched
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer done()
 	_ = srv.Shutdown(shutdownCtx)
@@ -217,6 +238,9 @@ func (h *handler) run(ctx context.Context) error {
 	select {
 	case <-tableErr:
 	case <-time.After(10 * time.Second):
+	}
+	if err == nil && tableFailed != nil && ctx.Err() == nil {
+		err = tableFailed
 	}
 	return err
 }
