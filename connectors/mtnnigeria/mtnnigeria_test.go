@@ -97,7 +97,9 @@ func TestLoginAndFullSession(t *testing.T) {
 			t.Errorf("USSDResponse %s = %q, want %q", k, r.fields[k], v)
 		}
 	}
-	e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck }, within)
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck
+	}, within)
 
 	// The user answers: msgtype 4, EndofSession 0 resumes.
 	srv.ussd(p, sid, "0002", "2348031234567", "4", "0", "1")
@@ -118,7 +120,9 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, sid2, "0010", "2348030000000", "1", "0", "*5#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "2348030000000" }, within)
 	srv.ussd(p, sid2, "0011", "2348030000000", "4", "1", "")
-	cl := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "2348030000000" && m.Session() == schemas.SessionClose }, within)
+	cl := e.WaitInbound(func(m *schemas.UserMessage) bool {
+		return m.From() == "2348030000000" && m.Session() == schemas.SessionClose
+	}, within)
 	if cl.To() != "*5#" || cl.Text() != "" {
 		t.Errorf("close %s", js(t, cl))
 	}
@@ -131,7 +135,9 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, sid3, "0020", "2348030000001", "1", "0", "*6#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "2348030000001" }, within)
 	srv.ussd(p, sid3, "0021", "2348030000001", "4", "", "x")
-	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "2348030000001" && m.Session() == schemas.SessionClose }, within)
+	e.WaitInbound(func(m *schemas.UserMessage) bool {
+		return m.From() == "2348030000001" && m.Session() == schemas.SessionClose
+	}, within)
 
 	// A reply without the session's metadata is nacked and the server told.
 	bad := &schemas.UserMessage{MessageID: "no-meta", ToAddr: schemas.String("2348030000002"), Content: schemas.String("x"),

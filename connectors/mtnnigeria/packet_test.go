@@ -41,7 +41,6 @@ func TestParsePacketRoundTrip(t *testing.T) {
 	}
 }
 
-
 func TestParseErrors(t *testing.T) {
 	if _, _, err := parseHeader([]byte("1234567890123456abc\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")); !errors.Is(err, ErrFrame) {
 		t.Errorf("non-numeric length: %v", err)
