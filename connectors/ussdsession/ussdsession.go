@@ -34,7 +34,12 @@ func Topic(transportName string) string { return transportName + ".ussd_sessions
 
 // Stream is the table's topic declaration, for a config's IO.
 func Stream(transportName string) topology.Stream {
-	return topology.Stream{Topic: Topic(transportName), Kind: "state", Compacted: true}
+	return StateStream(Topic(transportName))
+}
+
+// StateStream declares a table topic opened with OpenTopic.
+func StateStream(topic string) topology.Stream {
+	return topology.Stream{Topic: topic, Kind: "state", Compacted: true}
 }
 
 // AddIO declares the session table in io (read and written).
@@ -76,7 +81,14 @@ type Store struct {
 // Open builds the session table of transportName with sessions living ttl
 // after their last write. Run must be called for it to work.
 func Open(b *worker.Base, transportName string, ttl time.Duration) (*Store, error) {
-	topic := b.Deps.Names.Prefix + Topic(transportName)
+	return OpenTopic(b, Topic(transportName), ttl)
+}
+
+// OpenTopic is Open for a table of expiring string maps on another topic
+// (named without the cluster prefix; declare it with StateStream), for
+// state other than USSD sessions (e.g. message id maps).
+func OpenTopic(b *worker.Base, name string, ttl time.Duration) (*Store, error) {
+	topic := b.Deps.Names.Prefix + name
 	cfg := b.Deps.SaramaConfig(b.Name + ".sessions")
 	em, err := goka.NewEmitter(b.Deps.Brokers, goka.Stream(topic), new(gokacodec.Bytes),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
