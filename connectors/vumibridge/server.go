@@ -104,4 +104,3 @@ func (tr *Transport) eventStatus(ctx context.Context, raw []byte) {
 		tr.updateStatus(ctx, "sent-by-vumi-go", schemas.StatusDown, "vumi_go_failed", "Vumi Go failed to send")
 	}
 }
-

@@ -242,7 +242,9 @@ func TestStreamingClient(t *testing.T) {
 	}
 	// An event for a message that is not ours goes to failures.
 	g.send("events.json", `{"event_id": "ev2", "event_type": "ack", "user_message_id": "someone-else", "sent_message_id": "x"}`+"\n")
-	e.WaitFailure(func(f *schemas.Failure) bool { return strings.Contains(f.Reason, `Vumi Go message "someone-else", which is not one of ours`) }, within)
+	e.WaitFailure(func(f *schemas.Failure) bool {
+		return strings.Contains(f.Reason, `Vumi Go message "someone-else", which is not one of ours`)
+	}, within)
 
 	// Malformed lines go to failures; the stream goes on.
 	g.send("messages.json", "{not json\n\n")
@@ -264,7 +266,9 @@ func TestStreamingClient(t *testing.T) {
 	if nack.EventType != schemas.EventNack || *nack.NackReason != "Unexpected status code: 400" {
 		t.Errorf("nack %s", js(t, nack))
 	}
-	e.WaitStatus(func(s *schemas.Status) bool { return s.Component == "submitted-to-vumi-go" && s.Type == "bad_request" && s.Status == schemas.StatusDown }, within)
+	e.WaitStatus(func(s *schemas.Status) bool {
+		return s.Component == "submitted-to-vumi-go" && s.Type == "bad_request" && s.Status == schemas.StatusDown
+	}, within)
 
 	// The streams drop: the transport reconnects them.
 	dropped := time.Now()
@@ -286,7 +290,9 @@ func TestStreamingClientGivesUpAfterMaxRetries(t *testing.T) {
 	if !strings.Contains(st.Message, "after 3 attempts") {
 		t.Errorf("status %+v", st)
 	}
-	e.WaitStatus(func(s *schemas.Status) bool { return s.Component == "messages-stream" && s.Type == "reconnect_abandoned" }, within)
+	e.WaitStatus(func(s *schemas.Status) bool {
+		return s.Component == "messages-stream" && s.Type == "reconnect_abandoned"
+	}, within)
 	if n := g.openedCount("messages.json failed"); n != 3 {
 		t.Errorf("%d attempts, want 3 (the first and max_retries more)", n)
 	}
@@ -349,10 +355,14 @@ func TestPushServer(t *testing.T) {
 		t.Fatalf("message push: %d", code)
 	}
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.MessageID == "pushed-1" }, within)
-	e.WaitStatus(func(s *schemas.Status) bool { return s.Component == "received-from-vumi-go" && s.Type == "good_request" }, within)
+	e.WaitStatus(func(s *schemas.Status) bool {
+		return s.Component == "received-from-vumi-go" && s.Type == "good_request"
+	}, within)
 	reply := in.Reply("r", false)
 	e.SendOutbound(reply)
-	e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck }, within)
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck
+	}, within)
 	req, _ := http.NewRequest(http.MethodPut, base+"/go/events.json", strings.NewReader(`{"event_id": "pe1", "event_type": "nack", "user_message_id": "remote-1", "nack_reason": "no credit"}`))
 	r2, err := http.DefaultClient.Do(req)
 	if err != nil {
