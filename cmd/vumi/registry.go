@@ -12,6 +12,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/infobip"
 	"github.com/vumi-kafka/vumi/connectors/irc"
 	"github.com/vumi-kafka/vumi/connectors/mtnnigeria"
+	"github.com/vumi-kafka/vumi/connectors/mxit"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
 	"github.com/vumi-kafka/vumi/connectors/smssync"
@@ -54,6 +55,7 @@ func kinds() *topology.Registry {
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
 	r.Add(truteq.Kind(), mtnnigeria.Kind())
 	r.Add(vumibridge.Kinds()...)
+	r.Add(mxit.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
