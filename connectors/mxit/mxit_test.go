@@ -175,7 +175,9 @@ func TestMobiPortalRequestAndReply(t *testing.T) {
 			t.Errorf("page lacks %q:\n%s", want, body)
 		}
 	}
-	e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck }, 30*time.Second)
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		return ev.UserMessageID == reply.MessageID && ev.EventType == schemas.EventAck
+	}, 30*time.Second)
 
 	// Input from the query when the header is absent; a plain reply has no list.
 	h := map[string]string{"X-Mxit-Contact": "contact", "X-Mxit-USERID-R": "u2"}
