@@ -23,6 +23,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/vas2nets"
 	"github.com/vumi-kafka/vumi/connectors/vodacommessaging"
 	"github.com/vumi-kafka/vumi/connectors/vumibridge"
+	"github.com/vumi-kafka/vumi/connectors/wechat"
 	"github.com/vumi-kafka/vumi/connectors/xmpp"
 	"github.com/vumi-kafka/vumi/processors/apps/demos"
 	"github.com/vumi-kafka/vumi/processors/apps/httprelay"
@@ -55,7 +56,7 @@ func kinds() *topology.Registry {
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind())
 	r.Add(truteq.Kind(), mtnnigeria.Kind())
 	r.Add(vumibridge.Kinds()...)
-	r.Add(mxit.Kind())
+	r.Add(mxit.Kind(), wechat.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())
