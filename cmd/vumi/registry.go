@@ -18,7 +18,9 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
 	"github.com/vumi-kafka/vumi/connectors/mtechkenya"
 	"github.com/vumi-kafka/vumi/connectors/mtechussd"
+	"github.com/vumi-kafka/vumi/connectors/mtnnigeria"
 	"github.com/vumi-kafka/vumi/connectors/mtnrwanda"
+	"github.com/vumi-kafka/vumi/connectors/mxit"
 	"github.com/vumi-kafka/vumi/connectors/netcore"
 	"github.com/vumi-kafka/vumi/connectors/opera"
 	"github.com/vumi-kafka/vumi/connectors/parlayx"
@@ -32,6 +34,8 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/twitter"
 	"github.com/vumi-kafka/vumi/connectors/vas2nets"
 	"github.com/vumi-kafka/vumi/connectors/vodacommessaging"
+	"github.com/vumi-kafka/vumi/connectors/vumibridge"
+	"github.com/vumi-kafka/vumi/connectors/wechat"
 	"github.com/vumi-kafka/vumi/connectors/xmpp"
 	"github.com/vumi-kafka/vumi/processors/apps/demos"
 	"github.com/vumi-kafka/vumi/processors/apps/httprelay"
@@ -67,7 +71,9 @@ func kinds() *topology.Registry {
 	r.Add(apposit.Kind(), vas2nets.Kind(), cellulantsms.Kind(), mediaedgegsm.Kind())
 	r.Add(safaricom.Kind(), airtel.Kind(), imimobile.Kind(), mtechussd.Kind(), mtnrwanda.Kind(), integrat.Kind())
 	r.Add(opera.Kind(), parlayx.Kind())
-	r.Add(truteq.Kind())
+	r.Add(truteq.Kind(), mtnnigeria.Kind())
+	r.Add(vumibridge.Kinds()...)
+	r.Add(mxit.Kind(), wechat.Kind())
 	r.Add(append(smpp.Kinds(), smsc.Kind())...)
 	r.Add(words.Kinds()...)
 	r.Add(sendapi.Kind())

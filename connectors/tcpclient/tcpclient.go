@@ -130,3 +130,32 @@ func Retry(ctx context.Context, isTemporary func(error) bool, onRetry func(err e
 		}
 	}
 }
+
+// Current holds a transport's usable connection (or nil) and lets senders
+// wait for it to change.
+type Current[T any] struct {
+	mu      sync.Mutex
+	cur     *T
+	changed chan struct{}
+}
+
+// Set replaces the connection (nil when there is none) and wakes waiters.
+func (c *Current[T]) Set(v *T) {
+	c.mu.Lock()
+	c.cur = v
+	if c.changed != nil {
+		close(c.changed)
+	}
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// Get returns the connection and a channel closed at its next change.
+func (c *Current[T]) Get() (*T, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.cur, c.changed
+}

@@ -371,28 +371,45 @@ func (s *Store) sweep(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Serve runs the session table and, once it has caught up with its topic,
-// the HTTP-RPC server s, until ctx ends; the table stops after the server.
-func Serve(ctx context.Context, s *httprpc.Server, st *Store) error {
+// Serve runs the session tables and, once they have caught up with their
+// topics, the HTTP-RPC server s, until ctx ends; the tables stop after the
+// server.
+func Serve(ctx context.Context, s *httprpc.Server, stores ...*Store) error {
 	stCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	stErr := make(chan error, 1)
-	go func() { stErr <- st.Run(stCtx) }()
-	select {
-	case <-st.ready:
-	case err := <-stErr:
-		if err == nil {
-			err = errors.New("session table stopped")
+	stErr := make(chan error, len(stores))
+	for _, st := range stores {
+		go func() { stErr <- st.Run(stCtx) }()
+	}
+	stopped := func() error {
+		stop()
+		var err error
+		for range stores {
+			if e := <-stErr; e != nil && err == nil {
+				err = e
+			}
 		}
 		return err
-	case <-ctx.Done():
-		stop()
-		<-stErr
-		return nil
+	}
+	for _, st := range stores {
+		select {
+		case <-st.ready:
+		case err := <-stErr:
+			if err == nil {
+				err = errors.New("session table stopped")
+			}
+			stop()
+			for range len(stores) - 1 {
+				<-stErr
+			}
+			return err
+		case <-ctx.Done():
+			_ = stopped()
+			return nil
+		}
 	}
 	err := s.Run(ctx)
-	stop()
-	if e := <-stErr; err == nil {
+	if e := stopped(); err == nil {
 		err = e
 	}
 	return err

@@ -1,0 +1,869 @@
+// Package mtnnigeria is Vumi's MtnNigeriaUssdTransport: USSD for MTN
+// Nigeria over its XML-over-TCP protocol (binary headers plus XML bodies).
+// The transport is a TCP client that logs in with a username, password and
+// application id, sends enquire links every enquire_link_interval seconds
+// (a missing answer drops the connection), answers the server's enquire
+// links and reconnects with Vumi's back-off.
+//
+// A USSDRequest becomes an inbound message: msgtype 1 starts a session
+// (its userdata, the USSD code, is kept in the session table under the
+// header's session id for session_timeout_period seconds so that any
+// instance can continue it); msgtype 4 with EndofSession 0 resumes it;
+// anything else closes it, and the transport answers the user with
+// user_termination_response. Replies become USSDResponse packets.
+package mtnnigeria
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vumi-kafka/vumi/connectors/tcpclient"
+	"github.com/vumi-kafka/vumi/connectors/transport"
+	"github.com/vumi-kafka/vumi/connectors/ussdsession"
+	"github.com/vumi-kafka/vumi/internal/worker"
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// Config is Vumi's MtnNigeriaUssdTransportConfig.
+type Config struct {
+	transport.Config `yaml:",inline"`
+	// ServerHostname and ServerPort of MTN Nigeria's server. Required.
+	ServerHostname string `yaml:"server_hostname"`
+	ServerPort     int    `yaml:"server_port"`
+	// Username, Password and ApplicationID authenticate. Required.
+	Username      string `yaml:"username"`
+	Password      string `yaml:"password"`
+	ApplicationID string `yaml:"application_id"`
+	// EnquireLinkInterval is the seconds between enquire links. Default 30.
+	EnquireLinkInterval int `yaml:"enquire_link_interval"`
+	// TimeoutPeriod is how many seconds an enquire link may go unanswered
+	// (capped at enquire_link_interval). Default 30.
+	TimeoutPeriod int `yaml:"timeout_period"`
+	// UserTerminationResponse answers a user who ended the session.
+	// Default "Session Ended".
+	UserTerminationResponse *string `yaml:"user_termination_response"`
+	// RedisManager is accepted for compatibility with Vumi configs and
+	// ignored: sessions live in the session table.
+	RedisManager map[string]any `yaml:"redis_manager"`
+	// SessionTimeoutPeriod is a session's maximum length in seconds.
+	// Default 600.
+	SessionTimeoutPeriod int `yaml:"session_timeout_period"`
+	// InitialReconnectDelay and MaxReconnectDelay bound the delay before
+	// reconnecting, in seconds (growing by a factor of e). Defaults 1 and
+	// 3600, Twisted's ReconnectingClientFactory.
+	InitialReconnectDelay float64 `yaml:"initial_reconnect_delay"`
+	MaxReconnectDelay     float64 `yaml:"max_reconnect_delay"`
+
+	addr string
+}
+
+// Validate implements topology.WorkerConfig.
+func (c *Config) Validate() error {
+	if err := c.ValidateBase(); err != nil {
+		return err
+	}
+	for _, kv := range [][2]string{{"server_hostname", c.ServerHostname}, {"username", c.Username}, {"password", c.Password}, {"application_id", c.ApplicationID}} {
+		if kv[1] == "" {
+			return fmt.Errorf("key %s: is required", kv[0])
+		}
+	}
+	if c.ServerPort == 0 {
+		return errors.New("key server_port: is required")
+	}
+	if c.ServerPort < 1 || c.ServerPort > 65535 {
+		return fmt.Errorf("key server_port: must be between 1 and 65535, got %d", c.ServerPort)
+	}
+	c.addr = net.JoinHostPort(c.ServerHostname, strconv.Itoa(c.ServerPort))
+	if c.EnquireLinkInterval == 0 {
+		c.EnquireLinkInterval = 30
+	}
+	if c.EnquireLinkInterval < 1 {
+		return fmt.Errorf("key enquire_link_interval: must be at least 1 second, got %d", c.EnquireLinkInterval)
+	}
+	if c.TimeoutPeriod == 0 {
+		c.TimeoutPeriod = 30
+	}
+	if c.TimeoutPeriod < 1 {
+		return fmt.Errorf("key timeout_period: must be at least 1 second, got %d", c.TimeoutPeriod)
+	}
+	if c.UserTerminationResponse == nil {
+		c.UserTerminationResponse = schemas.String("Session Ended")
+	}
+	if c.SessionTimeoutPeriod == 0 {
+		c.SessionTimeoutPeriod = 600
+	}
+	if c.SessionTimeoutPeriod < 1 {
+		return fmt.Errorf("key session_timeout_period: must be at least 1 second, got %d", c.SessionTimeoutPeriod)
+	}
+	if c.InitialReconnectDelay == 0 {
+		c.InitialReconnectDelay = 1
+	}
+	if c.MaxReconnectDelay == 0 {
+		c.MaxReconnectDelay = 3600
+	}
+	if c.InitialReconnectDelay < 0 || c.MaxReconnectDelay < c.InitialReconnectDelay {
+		return fmt.Errorf("key max_reconnect_delay: must be at least initial_reconnect_delay (%v), got %v", c.InitialReconnectDelay, c.MaxReconnectDelay)
+	}
+	return nil
+}
+
+// IO implements topology.WorkerConfig: the transport's topics and its
+// session table.
+func (c *Config) IO(name string) topology.IO {
+	return ussdsession.AddIO(c.Config.IO(name), c.TransportName)
+}
+
+// Kind is the MTN Nigeria USSD transport worker kind.
+func Kind() *topology.Kind {
+	return &topology.Kind{
+		Name: "mtn_nigeria_ussd",
+		Aliases: []string{"vumi.transports.mtn_nigeria.MtnNigeriaUssdTransport",
+			"vumi.transports.mtn_nigeria.mtn_nigeria_ussd.MtnNigeriaUssdTransport"},
+		Role: topology.RoleTransport, Summary: "MTN Nigeria USSD over XML-over-TCP (login, enquire links, reconnects)",
+		NewConfig: func() topology.WorkerConfig { return &Config{} },
+		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
+			return &Transport{deps: deps, spec: spec, cfg: spec.Config.(*Config)}, nil
+		},
+	}
+}
+
+// Timings that are not Vumi config; tests shorten them.
+var (
+	dialTimeout  = 30 * time.Second
+	loginTimeout = 30 * time.Second
+	sendWait     = 30 * time.Second
+	sessionGrace = 3 * time.Second
+	writeTimeout = 10 * time.Second
+)
+
+const (
+	lanes     = 16
+	laneDepth = 4
+	component = "xml_over_tcp"
+	provider  = "mtn_nigeria"
+	metaKey   = "mtn_nigeria_ussd"
+)
+
+// Error codes of the protocol.
+var errorCodes = map[string]string{
+	"001": "Invalid User Name Password",
+	"002": "Buffer Overflow",
+	"200": "No free dialogs",
+	"201": "Invalid Destination  (applies for n/w initiated session only)",
+	"202": "Subscriber Not reachable.",
+	"203": "Timer Expiry (session with subscriber terminated due to TimerExp)",
+	"204": "Subscriber is Black Listed.",
+	"205": "Service not Configured. (some service is created but but no menu configured for this)",
+	"206": "Network Error",
+	"207": "Unknown Error",
+	"208": "Invalid Message",
+	"209": "Subscriber terminated Session (subscriber chose exit option)",
+	"210": "Incomplete Menu",
+	"211": "ER not running",
+	"212": "Timeout waiting for response from ER",
+}
+
+// codedError is Vumi's CodedXmlOverTcpError.
+type codedError struct{ code, reason string }
+
+func (e *codedError) Error() string {
+	msg, ok := errorCodes[e.code]
+	if !ok {
+		msg = "Unknown Code"
+	}
+	if e.reason != "" {
+		return fmt.Sprintf("(%s) %s: %s", e.code, msg, e.reason)
+	}
+	return fmt.Sprintf("(%s) %s", e.code, msg)
+}
+
+// Fields of received packets: mandatory, and optional.
+type fieldSpec struct{ mandatory, optional []string }
+
+var (
+	dataRequestFields = fieldSpec{[]string{"requestId", "msisdn", "clientId", "starCode", "msgtype", "phase", "dcs", "userdata"}, []string{"EndofSession"}}
+	loginRespFields   = fieldSpec{[]string{"requestId", "authMsg"}, nil}
+	loginErrFields    = fieldSpec{[]string{"requestId", "authMsg", "errorCode"}, []string{"errorMsg"}}
+	enquireFields     = fieldSpec{[]string{"requestId", "enqCmd"}, nil}
+	errorFields       = fieldSpec{[]string{"requestId", "errorCode"}, []string{"errorMsg"}}
+)
+
+// check is Vumi's validate_packet_fields.
+func (s fieldSpec) check(params map[string]string) error {
+	known := map[string]bool{}
+	for _, f := range s.mandatory {
+		known[f] = true
+	}
+	for _, f := range s.optional {
+		known[f] = true
+	}
+	var unexpected, missing []string
+	for k := range params {
+		if !known[k] {
+			unexpected = append(unexpected, k)
+		}
+	}
+	for _, f := range s.mandatory {
+		if _, ok := params[f]; !ok {
+			missing = append(missing, f)
+		}
+	}
+	sort.Strings(unexpected)
+	sort.Strings(missing)
+	if len(unexpected) > 0 {
+		return &codedError{"208", fmt.Sprintf("Unexpected fields in received packet: %s", pyList(unexpected))}
+	}
+	if len(missing) > 0 {
+		return &codedError{"208", fmt.Sprintf("Missing mandatory fields in received packet: %s", pyList(missing))}
+	}
+	return nil
+}
+
+func pyList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = "'" + x + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// Packets that may arrive before the login completes.
+var ignoreAuth = map[string]bool{"AUTHResponse": true, "AUTHError": true, "AUTHRequest": true, "USSDError": true}
+
+// Transport is the MTN Nigeria USSD transport worker.
+type Transport struct {
+	deps *topology.Deps
+	spec *topology.WorkerSpec
+	cfg  *Config
+
+	t        *transport.Transport
+	log      *slog.Logger
+	sessions *ussdsession.Store
+	cur      tcpclient.Current[conn]
+	stopping chan struct{}
+}
+
+// conn is one connection to the server.
+type conn struct {
+	c           net.Conn
+	wmu         sync.Mutex
+	closed      chan struct{}
+	once        sync.Once
+	err         error
+	loginCh     chan error
+	mu          sync.Mutex
+	loggedIn    bool
+	enqDeadline *time.Timer
+}
+
+func (c *conn) close(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.closed)
+		_ = c.c.Close()
+	})
+}
+
+func (c *conn) authenticated() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loggedIn
+}
+
+// Run connects and serves until ctx ends.
+func (tr *Transport) Run(ctx context.Context) error {
+	t, err := transport.New(tr.deps, tr.spec, &tr.cfg.Config)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	tr.t, tr.log = t, t.Log
+	tr.stopping = make(chan struct{})
+	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.SessionTimeoutPeriod)*time.Second)
+	if err != nil {
+		return err
+	}
+	stCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSessions()
+	stErr := make(chan error, 1)
+	go func() { stErr <- tr.sessions.Run(stCtx) }()
+	ready := make(chan struct{})
+	go func() {
+		if tr.sessions.Wait(stCtx) == nil {
+			close(ready)
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		stopSessions()
+		<-stErr
+		return nil
+	case err := <-stErr:
+		if err == nil {
+			err = errors.New("session table stopped")
+		}
+		return err
+	case <-ready:
+	}
+	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
+	connDone := make(chan struct{})
+	go func() {
+		defer close(connDone)
+		tr.connectLoop(connCtx)
+	}()
+	go func() {
+		<-ctx.Done()
+		close(tr.stopping)
+	}()
+	runErr := t.Run(ctx, tr)
+	stopConn()
+	<-connDone
+	stopSessions()
+	if err := <-stErr; err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
+	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
+}
+
+func (tr *Transport) connectLoop(ctx context.Context) {
+	bo := tcpclient.Backoff{
+		Initial: time.Duration(tr.cfg.InitialReconnectDelay * float64(time.Second)),
+		Max:     time.Duration(tr.cfg.MaxReconnectDelay * float64(time.Second)),
+	}
+	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to "+tr.cfg.addr)
+	for ctx.Err() == nil {
+		connected := tr.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			bo.Reset() // after a login (Vumi reset it on connecting)
+		}
+		d := bo.Next()
+		tr.log.Info("reconnecting", "addr", tr.cfg.addr, "in", d)
+		if !tcpclient.Sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// digits returns n random decimal digits.
+func digits(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		v, _ := rand.Int(rand.Reader, big.NewInt(10))
+		b[i] = byte('0' + v.Int64())
+	}
+	return string(b)
+}
+
+// genSessionID is a dummy session id for packets outside a session.
+func genSessionID() string { return digits(sessionIDSize) }
+
+// genRequestID is a numeric request id of up to 10 digits.
+func genRequestID() string {
+	v, _ := rand.Int(rand.Reader, big.NewInt(10_000_000_000))
+	return v.String()
+}
+
+// session runs one connection; it reports whether it logged in.
+func (tr *Transport) session(ctx context.Context) bool {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", tr.cfg.addr)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			tr.log.Warn("cannot connect", "addr", tr.cfg.addr, "error", err)
+			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to "+tr.cfg.addr+": "+err.Error())
+		}
+		return false
+	}
+	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		tr.read(ctx, c)
+	}()
+	defer func() {
+		tr.cur.Set(nil)
+		c.close(errors.New("stopping"))
+		<-readDone
+		c.mu.Lock()
+		if c.enqDeadline != nil {
+			c.enqDeadline.Stop()
+		}
+		c.mu.Unlock()
+	}()
+	tr.log.Info("logging in", "addr", tr.cfg.addr, "username", tr.cfg.Username)
+	if err := tr.send(c, genSessionID(), "AUTHRequest", []param{
+		{"requestId", genRequestID()}, {"userName", tr.cfg.Username},
+		{"passWord", tr.cfg.Password}, {"applicationId", tr.cfg.ApplicationID},
+	}); err != nil {
+		tr.lost(ctx, c)
+		return false
+	}
+	t := time.NewTimer(loginTimeout)
+	defer t.Stop()
+	select {
+	case err := <-c.loginCh:
+		if err != nil {
+			tr.log.Error("login failed, disconnecting", "error", err)
+			tr.status(ctx, schemas.StatusDown, "login_failed", "Login failed: "+err.Error())
+			c.close(err)
+			return false
+		}
+	case <-c.closed:
+		tr.lost(ctx, c)
+		return false
+	case <-t.C:
+		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
+		c.close(errors.New("login timed out"))
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	tr.log.Info("client authentication complete")
+	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to "+tr.cfg.addr)
+	tr.cur.Set(c)
+
+	interval := time.Duration(tr.cfg.EnquireLinkInterval) * time.Second
+	timeout := min(time.Duration(tr.cfg.TimeoutPeriod)*time.Second, interval)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		// An enquire link now and every interval; an unanswered one
+		// disconnects after timeout_period.
+		c.mu.Lock()
+		if c.enqDeadline != nil {
+			c.enqDeadline.Stop()
+		}
+		c.enqDeadline = time.AfterFunc(timeout, func() {
+			tr.log.Warn("no enquire link response; disconnecting", "timeout", timeout)
+			tr.status(ctx, schemas.StatusDown, "enquire_link_timeout", fmt.Sprintf("No enquire link response received after %v", timeout))
+			c.close(errors.New("enquire link timed out"))
+		})
+		c.mu.Unlock()
+		if err := tr.send(c, genSessionID(), "ENQRequest", []param{{"requestId", genRequestID()}, {"enqCmd", "ENQUIRELINK"}}); err != nil {
+			tr.lost(ctx, c)
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return true
+		case <-c.closed:
+			tr.lost(ctx, c)
+			return true
+		case <-tick.C:
+		}
+	}
+}
+
+func (tr *Transport) lost(ctx context.Context, c *conn) {
+	tr.cur.Set(nil)
+	<-c.closed
+	msg := "Connection lost"
+	if c.err != nil {
+		msg += ": " + c.err.Error()
+	}
+	tr.log.Warn("connection lost", "error", c.err)
+	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
+}
+
+// send writes a packet; it fails unless the client is logged in or the
+// packet may go before.
+func (tr *Transport) send(c *conn, sessionID, typ string, params []param) error {
+	if !ignoreAuth[typ] && !c.authenticated() {
+		return fmt.Errorf("'%s' packet could not be sent, client not authenticated", typ)
+	}
+	pkt := encodePacket(sessionID, typ, params)
+	tr.log.Debug("sending packet", "type", typ, "session_id", sessionID)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	select {
+	case <-c.closed:
+		return errors.New("connection closed")
+	default:
+	}
+	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.c.Write(pkt); err != nil {
+		c.close(fmt.Errorf("write: %w", err))
+		return err
+	}
+	return nil
+}
+
+func (tr *Transport) sendError(c *conn, sessionID, requestID, code string) {
+	if sessionID == "" {
+		sessionID = genSessionID()
+	}
+	if requestID == "" {
+		requestID = genRequestID()
+	}
+	if err := tr.send(c, sessionID, "USSDError", []param{{"requestId", requestID}, {"errorCode", code}}); err != nil {
+		tr.log.Warn("USSDError not sent", "error", err)
+	}
+}
+
+type inbound struct {
+	c   *conn
+	pkt *Packet
+	raw []byte
+}
+
+// read reads packets until the connection ends.
+func (tr *Transport) read(ctx context.Context, c *conn) {
+	l := tcpclient.NewLanes(lanes, laneDepth, func(in inbound) { tr.handleData(ctx, in) })
+	defer l.Close()
+	var fr frameReader
+	buf := make([]byte, 4096)
+	for {
+		for {
+			raw, ok, err := fr.next()
+			if err != nil {
+				// The framing is lost: nothing after this can be trusted.
+				tr.malformed(ctx, fr.buf[:min(len(fr.buf), headerSize)], "", err)
+				c.close(err)
+				return
+			}
+			if !ok {
+				break
+			}
+			p, err := ParsePacket(raw)
+			if err != nil {
+				// Framed correctly: answer with an error and go on.
+				sid, _, _ := parseHeader(raw[:headerSize])
+				tr.malformed(ctx, raw, "", err)
+				tr.sendError(c, sid, "", "208")
+				continue
+			}
+			if !tr.dispatch(ctx, c, l, inbound{c, p, raw}) {
+				return
+			}
+		}
+		n, err := c.c.Read(buf)
+		if n > 0 {
+			fr.feed(buf[:n])
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("closed by the server")
+			}
+			c.close(err)
+			return
+		}
+	}
+}
+
+// dispatch is Vumi's packet_received; false stops reading.
+func (tr *Transport) dispatch(ctx context.Context, c *conn, l *tcpclient.Lanes[inbound], in inbound) bool {
+	p := in.pkt
+	reqID := p.Params["requestId"]
+	bad := func(err error) {
+		tr.malformed(ctx, in.raw, "", err)
+		tr.sendError(c, p.SessionID, reqID, err.(*codedError).code)
+	}
+	known := map[string]bool{"USSDRequest": true, "USSDResponse": true, "AUTHResponse": true, "AUTHError": true, "ENQRequest": true, "ENQResponse": true, "USSDError": true}
+	if !known[p.Type] {
+		bad(&codedError{"208", "Packet of an unknown type received: " + p.Type})
+		return true
+	}
+	if !ignoreAuth[p.Type] && !c.authenticated() {
+		bad(&codedError{"207", fmt.Sprintf("'%s' packet received before client authentication was completed", p.Type)})
+		return true
+	}
+	switch p.Type {
+	case "AUTHResponse":
+		if err := loginRespFields.check(p.Params); err != nil {
+			bad(err)
+			c.close(err)
+			return true
+		}
+		c.mu.Lock()
+		c.loggedIn = true
+		c.mu.Unlock()
+		select {
+		case c.loginCh <- nil:
+		default:
+		}
+	case "AUTHError":
+		if err := loginErrFields.check(p.Params); err != nil {
+			bad(err)
+			return true
+		}
+		select {
+		case c.loginCh <- &codedError{p.Params["errorCode"], firstNonEmpty(p.Params["errorMsg"], p.Params["authMsg"])}:
+		default:
+		}
+	case "ENQRequest":
+		if err := enquireFields.check(p.Params); err != nil {
+			bad(err)
+			return true
+		}
+		_ = tr.send(c, p.SessionID, "ENQResponse", []param{{"requestId", reqID}, {"enqCmd", "ENQUIRELINKRSP"}})
+	case "ENQResponse":
+		if err := enquireFields.check(p.Params); err != nil {
+			bad(err)
+			return true
+		}
+		c.mu.Lock()
+		if c.enqDeadline != nil {
+			c.enqDeadline.Stop()
+		}
+		c.mu.Unlock()
+	case "USSDError":
+		if err := errorFields.check(p.Params); err != nil {
+			bad(err)
+			return true
+		}
+		tr.log.Error("server sent error message", "session_id", p.SessionID, "request_id", reqID,
+			"error", (&codedError{p.Params["errorCode"], p.Params["errorMsg"]}).Error())
+	case "USSDResponse":
+		if err := dataRequestFields.check(p.Params); err != nil {
+			bad(err)
+			return true
+		}
+		tr.log.Info("received spurious USSDResponse message, ignoring", "session_id", p.SessionID)
+	case "USSDRequest":
+		if err := dataRequestFields.check(p.Params); err != nil {
+			bad(err)
+			return true
+		}
+		if _, ok := p.Params["EndofSession"]; !ok {
+			p.Params["EndofSession"] = "1" // absent means the end, as in Vumi
+		}
+		return l.Dispatch(ctx, p.SessionID, in)
+	}
+	return true
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// malformed logs what could not be handled and publishes it to failures.
+func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
+	tr.log.Warn("packet not handled", "error", err)
+	tr.t.Count("packets.malformed", 1)
+	if worker.CodeOf(err) == nil {
+		err = worker.Permanent(err)
+	}
+	f := tr.t.FailureFor(nil, nil, "", err)
+	f.Raw = raw
+	if key != "" {
+		f.Key = []byte(key)
+	}
+	if perr := tr.t.Base.SendFailure(context.WithoutCancel(ctx), tr.cfg.TransportName, f); perr != nil {
+		tr.log.Error("failure not published", "error", perr)
+	}
+}
+
+// sessionEvent is Vumi's determine_session_event.
+func sessionEvent(msgType, endOfSession string) schemas.SessionEvent {
+	if msgType == "1" {
+		return schemas.SessionNew
+	}
+	if endOfSession == "0" && msgType == "4" {
+		return schemas.SessionResume
+	}
+	return schemas.SessionClose
+}
+
+func isTemporary(err error) bool {
+	c := worker.CodeOf(err)
+	return c == nil || *c != schemas.FailurePermanent
+}
+
+func (tr *Transport) retrying(what string) func(error, time.Duration) {
+	return func(err error, d time.Duration) {
+		tr.log.Warn(what+"; retrying (not reading from the server meanwhile)", "error", err, "retry_in", d)
+	}
+}
+
+func bg(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// handleData is Vumi's handle_raw_inbound_message.
+func (tr *Transport) handleData(ctx context.Context, in inbound) {
+	p := in.pkt
+	sid := p.SessionID
+	params := map[string]string{}
+	for k, v := range p.Params {
+		params[k] = v
+	}
+	params["session_id"] = sid
+	ev := sessionEvent(params["msgtype"], params["EndofSession"])
+	delete(params, "msgtype")
+	delete(params, "EndofSession")
+	userdata := params["userdata"]
+	delete(params, "userdata")
+	from := params["msisdn"]
+	delete(params, "msisdn")
+	var content *string
+	var toAddr string
+	if ev == schemas.SessionNew {
+		toAddr = userdata
+		sess := ussdsession.Session{"ussd_code": userdata, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
+		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
+			c, cancel := bg(ctx)
+			defer cancel()
+			return tr.sessions.Put(c, sid, sess)
+		}); err != nil {
+			tr.malformed(ctx, in.raw, from, worker.Temporary(fmt.Errorf("session %s not stored: %w", sid, err)))
+			return
+		}
+	} else {
+		sess, err := tr.loadSession(ctx, sid)
+		if err != nil || sess == nil {
+			if err == nil {
+				err = worker.Permanent(fmt.Errorf("no USSD session %q (never started, or older than session_timeout_period %ds)", sid, tr.cfg.SessionTimeoutPeriod))
+			}
+			tr.malformed(ctx, in.raw, from, err)
+			// The dialog cannot go on: tell the server.
+			tr.sendError(in.c, sid, params["requestId"], "207")
+			return
+		}
+		toAddr = sess["ussd_code"]
+		content = &userdata
+	}
+	if ev == schemas.SessionClose {
+		// The user ended the session: answer with user_termination_response.
+		if err := tr.send(in.c, sid, "USSDResponse", responseParams(params["requestId"], from, params["starCode"], params["clientId"], *tr.cfg.UserTerminationResponse, true)); err != nil {
+			tr.log.Warn("user termination response not sent", "session_id", sid, "error", err)
+		}
+		c, cancel := bg(ctx)
+		if err := tr.sessions.Delete(c, sid); err != nil {
+			tr.log.Warn("session not cleared; it expires with session_timeout_period", "session_id", sid, "error", err)
+		}
+		cancel()
+	}
+	meta := map[string]any{}
+	for k, v := range params {
+		meta[k] = v
+	}
+	m := &schemas.UserMessage{
+		FromAddr: schemas.String(from), ToAddr: schemas.String(toAddr), Content: content,
+		SessionEvent: &ev, Provider: schemas.String(provider), TransportType: schemas.String(schemas.TransportUSSD),
+		TransportMetadata: schemas.Metadata{metaKey: meta},
+	}
+	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
+		m2 := *m
+		c, cancel := bg(ctx)
+		defer cancel()
+		return tr.t.PublishMessage(c, &m2)
+	})
+	if err != nil {
+		tr.malformed(ctx, in.raw, from, fmt.Errorf("inbound message not published: %w", err))
+	}
+}
+
+func (tr *Transport) loadSession(ctx context.Context, sid string) (ussdsession.Session, error) {
+	deadline := time.Now().Add(sessionGrace)
+	for {
+		s, err := tr.sessions.Get(sid)
+		if err != nil {
+			return nil, worker.Temporary(err)
+		}
+		if s != nil || time.Now().After(deadline) {
+			return s, nil
+		}
+		if !tcpclient.Sleep(ctx, 50*time.Millisecond) {
+			return nil, nil
+		}
+	}
+}
+
+// responseParams are a USSDResponse's fields (Vumi's send_data_response;
+// delivery reports are not requested).
+func responseParams(requestID, msisdn, starCode, clientID, userData string, end bool) []param {
+	msgType, eos := "2", "0"
+	if end {
+		msgType, eos = "6", "1"
+	}
+	return []param{
+		{"requestId", requestID}, {"msisdn", msisdn}, {"starCode", starCode}, {"clientId", clientID},
+		{"phase", "2"}, {"msgtype", msgType}, {"dcs", "15"}, {"userdata", userData},
+		{"EndofSession", eos}, {"delvrpt", "0"},
+	}
+}
+
+// requiredMeta are the transport_metadata.mtn_nigeria_ussd fields a reply
+// needs (Vumi checked session_id and clientId, and failed on the others).
+var requiredMeta = []string{"session_id", "clientId", "requestId", "starCode"}
+
+// HandleOutbound implements transport.Handler (Vumi's
+// handle_outbound_message).
+func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage) error {
+	meta := map[string]string{}
+	if raw, ok := m.TransportMetadata[metaKey].(map[string]any); ok {
+		for k, v := range raw {
+			if s, ok := v.(string); ok {
+				meta[k] = s
+			}
+		}
+	}
+	var missing []string
+	for _, f := range requiredMeta {
+		if _, ok := meta[f]; !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		err := &codedError{"208", "Required message transport metadata fields missing in outbound message: " + pyList(missing)}
+		tr.log.Warn("outbound message rejected", "message_id", m.MessageID, "error", err)
+		if c, _ := tr.cur.Get(); c != nil && meta["session_id"] != "" {
+			tr.sendError(c, meta["session_id"], deref(m.InReplyTo), "208")
+		}
+		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
+	}
+	params := responseParams(meta["requestId"], m.To(), meta["starCode"], meta["clientId"], m.Text(), m.Session() == schemas.SessionClose)
+	deadline := time.NewTimer(sendWait)
+	defer deadline.Stop()
+	for {
+		c, changed := tr.cur.Get()
+		if c != nil {
+			err := tr.send(c, meta["session_id"], "USSDResponse", params)
+			if err == nil {
+				tr.t.Count("sent", 1)
+				return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
+			}
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("Response failed: not connected to the server (waited %v)", sendWait))
+		case <-tr.stopping:
+			return transport.ErrRedeliver
+		case <-ctx.Done():
+			return transport.ErrRedeliver
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
