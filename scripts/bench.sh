@@ -15,7 +15,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "## unit benchmarks (codecs, hashing, ...)"
 } >"$tmp"
 # Benchmarks that run a deployment use fixed message counts below.
-pkgs=$(go list ./... | grep -v -e /internal/e2e -e /connectors/httpapi)
+pkgs=$(go list ./... | grep -v -e /internal/e2e -e /connectors/httpapi -e /internal/query)
 go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_TIME:-1s}" $pkgs | tee -a "$tmp"
 {
   echo
@@ -47,6 +47,15 @@ go test ./internal/e2e/ -run '^$' -bench 'StoreMixedTraffic$' -benchtime 100000x
   echo "# (BenchmarkRoutingMemoryLookup, event routing memory in LevelDB with 1,000,000 remembered ids, is with the unit benchmarks)"
 } >>"$tmp"
 go test ./internal/e2e/ -run '^$' -bench 'DispatcherHop$' -benchtime 200000x -count 1 | tee -a "$tmp"
+{
+  echo
+  echo "## archive and analytics"
+  echo "# BenchmarkArchiverThroughput: 200,000 SMS messages produced onto the embedded broker while the archiver runs, until all are committed in Parquet files (target >= 50,000 msgs/s)"
+  echo "# BenchmarkConversationQuery: queries over an archive of 10,000,000 messages (Parquet written directly, 200,000 users, SMS/USSD/XMPP, 30 days);"
+  echo "#   one_user (one end user's conversations, in order) target < 2 s; the others scan every conversation"
+} >>"$tmp"
+go test ./internal/e2e/ -run '^$' -bench 'ArchiverThroughput$' -benchtime 200000x -count 1 | tee -a "$tmp"
+go test ./internal/query/ -run '^$' -bench 'ConversationQuery' -benchtime 3x -count 1 -timeout 60m | tee -a "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 echo "wrote $out"

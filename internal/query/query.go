@@ -245,30 +245,38 @@ LEFT JOIN (SELECT message_id, any_value(account) AS account FROM messages WHERE 
 		// one transport; a USSD session (a 'new' session event) starts a
 		// new one. Ties in time put inbound first (a reply follows its
 		// question).
+		// A conversation: one end user and one application address on
+		// one transport; a USSD session (a 'new' session event) starts a
+		// new one. Ties in time put inbound first (a reply follows its
+		// question). One window (one sort) numbers the sessions and the
+		// rows; conversations aggregates that directly, and only
+		// conversation_messages pays for a second window (the position
+		// within the conversation).
+		`CREATE TEMP VIEW _conversation_rows AS
+SELECT *,
+       sum(CASE WHEN session_event = 'new' THEN 1 ELSE 0 END) OVER w AS session_no,
+       row_number() OVER w AS _rn
+FROM messages WHERE user_addr IS NOT NULL
+WINDOW w AS (PARTITION BY transport, user_addr, coalesce(app_addr, '')
+             ORDER BY timestamp, kind, kafka_partition, kafka_offset ROWS UNBOUNDED PRECEDING)`,
 		`CREATE TEMP VIEW conversation_messages AS
-WITH s AS (
-  SELECT *, coalesce(app_addr, '') AS app_key,
-         sum(CASE WHEN session_event = 'new' THEN 1 ELSE 0 END)
-           OVER (PARTITION BY transport, user_addr, coalesce(app_addr, '')
-                 ORDER BY timestamp, kind, kafka_partition, kafka_offset ROWS UNBOUNDED PRECEDING) AS session_no
-  FROM messages WHERE user_addr IS NOT NULL)
-SELECT concat_ws('|', transport, user_addr, app_key, session_no) AS conversation_id,
-       row_number() OVER (PARTITION BY transport, user_addr, app_key, session_no
-                          ORDER BY timestamp, kind, kafka_partition, kafka_offset) AS position,
-       * EXCLUDE (app_key)
-FROM s`,
+SELECT concat_ws('|', transport, user_addr, coalesce(app_addr, ''), session_no) AS conversation_id,
+       row_number() OVER (PARTITION BY transport, user_addr, coalesce(app_addr, ''), session_no ORDER BY _rn) AS position,
+       * EXCLUDE (_rn)
+FROM _conversation_rows`,
 		`CREATE TEMP VIEW conversations AS
-SELECT conversation_id, transport, user_addr, app_addr, session_no,
+SELECT concat_ws('|', transport, user_addr, coalesce(app_addr, ''), session_no) AS conversation_id,
+       transport, user_addr, max(app_addr) AS app_addr, session_no,
        bool_or(session_event IS NOT NULL) AS is_session,
        max(account) AS account,
        min(timestamp) AS started, max(timestamp) AS ended,
        count(*) AS messages,
        count(*) FILTER (WHERE kind = 'inbound') AS inbound,
        count(*) FILTER (WHERE kind = 'outbound') AS outbound,
-       arg_min(content, position) AS first_content,
-       arg_max(content, position) AS last_content
-FROM conversation_messages
-GROUP BY conversation_id, transport, user_addr, app_addr, session_no`,
+       arg_min(content, _rn) AS first_content,
+       arg_max(content, _rn) AS last_content
+FROM _conversation_rows
+GROUP BY transport, user_addr, coalesce(app_addr, ''), session_no`,
 		`CREATE TEMP VIEW delivery_funnel AS
 WITH o AS (SELECT DISTINCT message_id, date, transport, account FROM messages WHERE kind = 'outbound'),
 e AS (SELECT user_message_id,
