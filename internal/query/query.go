@@ -1,9 +1,5 @@
-// Package query is SQL over the archive (connectors/archive) for analysts:
-// an embedded DuckDB whose views — messages, events, conversations,
-// conversation_messages, delivery_funnel, identities, people,
-// person_conversations — read the archive's Parquet files in place
-// (docs/query.md). Nothing is loaded or copied: each query scans the files
-// it needs, pruning by the kind/transport/date directories.
+//go:build cgo
+
 package query
 
 import (
@@ -22,27 +18,6 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/archive"
 )
 
-// ErrNoArchive is returned by Open when the archive directory is missing.
-var ErrNoArchive = errors.New("archive directory not found")
-
-// IdentitiesFile is the identity table's file name in the archive
-// directory, read when Options.Identities is empty.
-const IdentitiesFile = "identities.csv"
-
-// Options configure Open.
-type Options struct {
-	// Dir is the archive's root (the archiver's directory). Required.
-	Dir string
-	// Identities is a CSV file with the columns person, address and,
-	// optionally, transport; empty means <Dir>/identities.csv when it
-	// exists, else no identities (each address is its own person).
-	Identities string
-	// Threads limits DuckDB's threads (0: one per core).
-	Threads int
-	// MemoryLimit, e.g. "4GB" (empty: DuckDB's default, 80% of RAM).
-	MemoryLimit string
-}
-
 // DB is an open archive.
 type DB struct {
 	db   *sql.DB
@@ -52,18 +27,6 @@ type DB struct {
 	Kinds []string
 	// Identities is the identity file read, if any.
 	Identities string
-}
-
-// Views are the views Open creates, in dependency order, with a summary.
-var Views = []struct{ Name, Summary string }{
-	{"messages", "inbound and outbound messages; user_addr/app_addr are the end user's and the application's addresses"},
-	{"events", "acks, nacks and delivery reports, with the account of their message"},
-	{"conversation_messages", "messages with their conversation_id and position in it"},
-	{"conversations", "one row per conversation: an end user and an application address on a transport; each USSD session is one"},
-	{"delivery_funnel", "outbound messages per date, transport and account: sent, acked, nacked, delivered, failed"},
-	{"identities", "the identity table: person, address, transport (empty when none is given)"},
-	{"person_conversations", "conversations with the person of their end user (the address itself when no identity links it)"},
-	{"people", "one row per person: addresses, transports, conversations, messages, first and last seen"},
 }
 
 // Open checks the directory and creates the views.
@@ -139,9 +102,6 @@ func (d *DB) Close() error {
 
 // Conn is the connection the views live on.
 func (d *DB) Conn() *sql.Conn { return d.conn }
-
-// quote is a SQL string literal.
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // hasFiles reports whether a kind has any finished file.
 func hasFiles(dir, kind string) (bool, error) {
@@ -317,13 +277,6 @@ FROM person_conversations GROUP BY person`,
 	}
 	return nil
 }
-
-// SQLError is an error DuckDB returned for a query: bad SQL, an unknown
-// table or column, a type error.
-type SQLError struct{ Err error }
-
-func (e *SQLError) Error() string { return "SQL error: " + e.Err.Error() }
-func (e *SQLError) Unwrap() error { return e.Err }
 
 func sqlError(err error) error {
 	var de *duckdb.Error
