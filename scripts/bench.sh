@@ -134,7 +134,7 @@ section() {
   echo '```' >>"$tmp"
 }
 
-pkgs=$(go list ./... | grep -v -e /internal/e2e -e /connectors/httpapi | tr '\n' ' ')
+pkgs=$(go list ./... | grep -v -e /internal/e2e -e /connectors/httpapi -e /internal/query | tr '\n' ' ')
 section "Unit benchmarks (codecs, hashing, tables, middleware, ...)" \
   "Each package's Benchmark* functions; packages without benchmarks print only \`ok\`." \
   "go test -run '^\$' -bench . -benchmem -count ${BENCH_COUNT:-3} -benchtime ${BENCH_TIME:-1s} $pkgs"
@@ -154,6 +154,10 @@ section "Dispatchers" \
   "* BenchmarkDispatcherHop: 200,000 inbound messages through one keyword dispatcher hop on the embedded broker (target >= 20,000 msgs/s)" \
   "* BenchmarkRoutingMemoryLookup, event routing memory in LevelDB with 1,000,000 remembered ids, is with the unit benchmarks" \
   "go test ./internal/e2e/ -run '^\$' -bench 'DispatcherHop\$' -benchtime 200000x -count 1"
+section "Archive and analytics" \
+  "* BenchmarkArchiverThroughput: 200,000 SMS messages produced onto the embedded broker while the archiver runs, until all are committed in Parquet files (target >= 50,000 msgs/s)" \
+  "* BenchmarkConversationQuery: queries over an archive of 10,000,000 messages (Parquet written directly, 200,000 users, SMS/USSD/XMPP, 30 days); one_user (one end user's conversations, in order) target < 2 s; the others scan every conversation" \
+  "go test ./internal/e2e/ -run '^\$' -bench 'ArchiverThroughput\$' -benchtime 200000x -count 1 && go test ./internal/query/ -run '^\$' -bench 'ConversationQuery' -benchtime 3x -count 1 -timeout 60m"
 
 mv "$tmp" "$out"
 trap - EXIT

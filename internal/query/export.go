@@ -1,60 +1,14 @@
+//go:build cgo
+
 package query
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 )
-
-// Export formats.
-const (
-	ExportCSV     = "csv"
-	ExportJSON    = "json"
-	ExportParquet = "parquet"
-)
-
-// ExportOptions select an account's messages.
-type ExportOptions struct {
-	// Account is required.
-	Account string
-	// From and To are UTC dates, inclusive (the archive's date: the
-	// day of the message's timestamp). Zero means unbounded.
-	From, To time.Time
-	// Format is csv, json (JSON lines) or parquet.
-	Format string
-}
-
-// ExportSQL is the query Export runs: every inbound and outbound message
-// of the account in the date range, oldest first.
-func ExportSQL(o ExportOptions) string {
-	where := "account = " + quote(o.Account)
-	if !o.From.IsZero() {
-		where += " AND date >= DATE " + quote(o.From.Format(time.DateOnly))
-	}
-	if !o.To.IsZero() {
-		where += " AND date <= DATE " + quote(o.To.Format(time.DateOnly))
-	}
-	return "SELECT * FROM messages WHERE " + where + " ORDER BY timestamp, kind, message_id"
-}
-
-func (o ExportOptions) validate() error {
-	if o.Account == "" {
-		return errors.New("an account is required")
-	}
-	switch o.Format {
-	case ExportCSV, ExportJSON, ExportParquet:
-	default:
-		return fmt.Errorf("format %q is not csv, json or parquet", o.Format)
-	}
-	if !o.From.IsZero() && !o.To.IsZero() && o.To.Before(o.From) {
-		return fmt.Errorf("the range ends (%s) before it starts (%s)", o.To.Format(time.DateOnly), o.From.Format(time.DateOnly))
-	}
-	return nil
-}
 
 // Export writes an account's messages to path (replaced if it exists,
 // only once complete) and returns how many it wrote: Parquet (zstd,

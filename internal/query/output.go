@@ -1,3 +1,5 @@
+//go:build cgo
+
 package query
 
 import (
@@ -19,35 +21,6 @@ import (
 	"github.com/marcboeker/go-duckdb/mapping"
 	"github.com/marcboeker/go-duckdb/v2"
 )
-
-// Output formats.
-const (
-	FormatTable = "table"
-	FormatCSV   = "csv"
-	FormatJSON  = "json"
-	FormatJSONL = "jsonl"
-)
-
-// Formats lists the output formats.
-var Formats = []string{FormatTable, FormatCSV, FormatJSON, FormatJSONL}
-
-// ValidFormat checks a format name.
-func ValidFormat(f string) error {
-	for _, v := range Formats {
-		if f == v {
-			return nil
-		}
-	}
-	return fmt.Errorf("format %q is not one of %s", f, strings.Join(Formats, ", "))
-}
-
-// Progress receives a running query's progress: Update with the percent
-// done (-1 when DuckDB cannot tell) and rows processed of the rows it
-// expects to read; Clear once, before the first result row is written.
-type Progress interface {
-	Update(percent float64, rows, total uint64)
-	Clear()
-}
 
 // Run runs one SQL text (several statements are allowed; the last one's
 // rows are printed) and writes its rows to w in format. progress, when
@@ -388,41 +361,4 @@ func jsonValue(v any, typ string) ([]byte, error) {
 		return json.Marshal(out)
 	}
 	return json.Marshal(v)
-}
-
-// ProgressLine is a Progress that rewrites one line on W (a terminal's
-// stderr) and erases it when the results start.
-type ProgressLine struct {
-	W     io.Writer
-	shown bool
-}
-
-// Update implements Progress.
-func (p *ProgressLine) Update(pct float64, rows, total uint64) {
-	p.shown = true
-	if pct >= 0 {
-		fmt.Fprintf(p.W, "\r\033[Kscanning: %5.1f%%  %s of %s rows", pct, count(rows), count(total))
-	} else {
-		fmt.Fprintf(p.W, "\r\033[Kscanning: %s rows", count(rows))
-	}
-}
-
-// Clear implements Progress.
-func (p *ProgressLine) Clear() {
-	if p.shown {
-		fmt.Fprint(p.W, "\r\033[K")
-		p.shown = false
-	}
-}
-
-func count(n uint64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1fG", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 1e4:
-		return fmt.Sprintf("%.0fk", float64(n)/1e3)
-	}
-	return strconv.FormatUint(n, 10)
 }

@@ -1,9 +1,5 @@
-// Package query is SQL over the archive (connectors/archive) for analysts:
-// an embedded DuckDB whose views — messages, events, conversations,
-// conversation_messages, delivery_funnel, identities, people,
-// person_conversations — read the archive's Parquet files in place
-// (docs/query.md). Nothing is loaded or copied: each query scans the files
-// it needs, pruning by the kind/transport/date directories.
+//go:build cgo
+
 package query
 
 import (
@@ -22,27 +18,6 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/archive"
 )
 
-// ErrNoArchive is returned by Open when the archive directory is missing.
-var ErrNoArchive = errors.New("archive directory not found")
-
-// IdentitiesFile is the identity table's file name in the archive
-// directory, read when Options.Identities is empty.
-const IdentitiesFile = "identities.csv"
-
-// Options configure Open.
-type Options struct {
-	// Dir is the archive's root (the archiver's directory). Required.
-	Dir string
-	// Identities is a CSV file with the columns person, address and,
-	// optionally, transport; empty means <Dir>/identities.csv when it
-	// exists, else no identities (each address is its own person).
-	Identities string
-	// Threads limits DuckDB's threads (0: one per core).
-	Threads int
-	// MemoryLimit, e.g. "4GB" (empty: DuckDB's default, 80% of RAM).
-	MemoryLimit string
-}
-
 // DB is an open archive.
 type DB struct {
 	db   *sql.DB
@@ -52,18 +27,6 @@ type DB struct {
 	Kinds []string
 	// Identities is the identity file read, if any.
 	Identities string
-}
-
-// Views are the views Open creates, in dependency order, with a summary.
-var Views = []struct{ Name, Summary string }{
-	{"messages", "inbound and outbound messages; user_addr/app_addr are the end user's and the application's addresses"},
-	{"events", "acks, nacks and delivery reports, with the account of their message"},
-	{"conversation_messages", "messages with their conversation_id and position in it"},
-	{"conversations", "one row per conversation: an end user and an application address on a transport; each USSD session is one"},
-	{"delivery_funnel", "outbound messages per date, transport and account: sent, acked, nacked, delivered, failed"},
-	{"identities", "the identity table: person, address, transport (empty when none is given)"},
-	{"person_conversations", "conversations with the person of their end user (the address itself when no identity links it)"},
-	{"people", "one row per person: addresses, transports, conversations, messages, first and last seen"},
 }
 
 // Open checks the directory and creates the views.
@@ -139,9 +102,6 @@ func (d *DB) Close() error {
 
 // Conn is the connection the views live on.
 func (d *DB) Conn() *sql.Conn { return d.conn }
-
-// quote is a SQL string literal.
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // hasFiles reports whether a kind has any finished file.
 func hasFiles(dir, kind string) (bool, error) {
@@ -245,30 +205,38 @@ LEFT JOIN (SELECT message_id, any_value(account) AS account FROM messages WHERE 
 		// one transport; a USSD session (a 'new' session event) starts a
 		// new one. Ties in time put inbound first (a reply follows its
 		// question).
+		// A conversation: one end user and one application address on
+		// one transport; a USSD session (a 'new' session event) starts a
+		// new one. Ties in time put inbound first (a reply follows its
+		// question). One window (one sort) numbers the sessions and the
+		// rows; conversations aggregates that directly, and only
+		// conversation_messages pays for a second window (the position
+		// within the conversation).
+		`CREATE TEMP VIEW _conversation_rows AS
+SELECT *,
+       sum(CASE WHEN session_event = 'new' THEN 1 ELSE 0 END) OVER w AS session_no,
+       row_number() OVER w AS _rn
+FROM messages WHERE user_addr IS NOT NULL
+WINDOW w AS (PARTITION BY transport, user_addr, coalesce(app_addr, '')
+             ORDER BY timestamp, kind, kafka_partition, kafka_offset ROWS UNBOUNDED PRECEDING)`,
 		`CREATE TEMP VIEW conversation_messages AS
-WITH s AS (
-  SELECT *, coalesce(app_addr, '') AS app_key,
-         sum(CASE WHEN session_event = 'new' THEN 1 ELSE 0 END)
-           OVER (PARTITION BY transport, user_addr, coalesce(app_addr, '')
-                 ORDER BY timestamp, kind, kafka_partition, kafka_offset ROWS UNBOUNDED PRECEDING) AS session_no
-  FROM messages WHERE user_addr IS NOT NULL)
-SELECT concat_ws('|', transport, user_addr, app_key, session_no) AS conversation_id,
-       row_number() OVER (PARTITION BY transport, user_addr, app_key, session_no
-                          ORDER BY timestamp, kind, kafka_partition, kafka_offset) AS position,
-       * EXCLUDE (app_key)
-FROM s`,
+SELECT concat_ws('|', transport, user_addr, coalesce(app_addr, ''), session_no) AS conversation_id,
+       row_number() OVER (PARTITION BY transport, user_addr, coalesce(app_addr, ''), session_no ORDER BY _rn) AS position,
+       * EXCLUDE (_rn)
+FROM _conversation_rows`,
 		`CREATE TEMP VIEW conversations AS
-SELECT conversation_id, transport, user_addr, app_addr, session_no,
+SELECT concat_ws('|', transport, user_addr, coalesce(app_addr, ''), session_no) AS conversation_id,
+       transport, user_addr, max(app_addr) AS app_addr, session_no,
        bool_or(session_event IS NOT NULL) AS is_session,
        max(account) AS account,
        min(timestamp) AS started, max(timestamp) AS ended,
        count(*) AS messages,
        count(*) FILTER (WHERE kind = 'inbound') AS inbound,
        count(*) FILTER (WHERE kind = 'outbound') AS outbound,
-       arg_min(content, position) AS first_content,
-       arg_max(content, position) AS last_content
-FROM conversation_messages
-GROUP BY conversation_id, transport, user_addr, app_addr, session_no`,
+       arg_min(content, _rn) AS first_content,
+       arg_max(content, _rn) AS last_content
+FROM _conversation_rows
+GROUP BY transport, user_addr, coalesce(app_addr, ''), session_no`,
 		`CREATE TEMP VIEW delivery_funnel AS
 WITH o AS (SELECT DISTINCT message_id, date, transport, account FROM messages WHERE kind = 'outbound'),
 e AS (SELECT user_message_id,
@@ -309,13 +277,6 @@ FROM person_conversations GROUP BY person`,
 	}
 	return nil
 }
-
-// SQLError is an error DuckDB returned for a query: bad SQL, an unknown
-// table or column, a type error.
-type SQLError struct{ Err error }
-
-func (e *SQLError) Error() string { return "SQL error: " + e.Err.Error() }
-func (e *SQLError) Unwrap() error { return e.Err }
 
 func sqlError(err error) error {
 	var de *duckdb.Error
