@@ -40,8 +40,7 @@ type DashboardWorker struct {
 	// seconds; null when none was seen.
 	HeartbeatAge *float64 `json:"heartbeat_age_seconds"`
 	Interval     int32    `json:"heartbeat_interval_seconds"`
-	// Silent: no heartbeat for two intervals (Blinkenlights' rule), or
-	// none at all since the dashboard started two default intervals ago.
+	// Silent: no heartbeat for two intervals (Blinkenlights' rule).
 	Silent    bool                  `json:"silent"`
 	Instances []InstanceView        `json:"instances"`
 	Status    *StatusView           `json:"status,omitempty"`
@@ -118,9 +117,9 @@ func (s *Server) Snapshot() *Dashboard {
 				w.Interval = in.IntervalSeconds
 			}
 		}
-		if w.HeartbeatAge == nil {
-			w.Silent = now.Sub(s.started) > 20*time.Second
-		} else {
+		// Not every kind heartbeats (the SMSC simulator does not): a
+		// worker never heard from is shown as such, not flagged.
+		if w.HeartbeatAge != nil {
 			iv := float64(w.Interval)
 			if iv <= 0 {
 				iv = 10
