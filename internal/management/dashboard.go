@@ -81,13 +81,12 @@ func (s *Server) Snapshot() *Dashboard {
 		Interval: s.cfg.SampleInterval.Seconds(), Uptime: now.Sub(s.started).Seconds(), Hostname: host, ProcessID: os.Getpid()}
 	here := s.here()
 	problems := s.rec.Problems()
-	byName := map[string]*DashboardWorker{}
+	seen := map[string]bool{}
 	add := func(w DashboardWorker) {
-		if _, dup := byName[w.Name]; dup {
-			return
+		if !seen[w.Name] {
+			seen[w.Name] = true
+			d.Workers = append(d.Workers, w)
 		}
-		d.Workers = append(d.Workers, w)
-		byName[w.Name] = &d.Workers[len(d.Workers)-1]
 	}
 	for _, spec := range s.rt.Config.Workers {
 		add(DashboardWorker{Name: spec.Name, Kind: spec.Kind.Name, Role: spec.Kind.Role, Source: "config"})
