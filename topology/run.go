@@ -143,8 +143,18 @@ func Run(ctx context.Context, cfg *Config, kinds *Registry, opts RunOptions) err
 	}
 	defer statusOut.close()
 	sup.OnEvent = statusOut.publish
-	for _, spec := range specs {
-		if err := sup.Start(spec, "", false); err != nil {
+	// Every worker is built before any starts: a config error stops the
+	// command with nothing running.
+	built := make([]Worker, len(specs))
+	for i, spec := range specs {
+		w, err := spec.Kind.Build(deps, spec)
+		if err != nil {
+			return fmt.Errorf("%s: worker %s: %w", cfg.File, spec.Name, err)
+		}
+		built[i] = w
+	}
+	for i, spec := range specs {
+		if err := sup.StartBuilt(spec, built[i], "", false); err != nil {
 			cancelAll(sup)
 			return fmt.Errorf("%s: %w", cfg.File, err)
 		}

@@ -104,6 +104,16 @@ var ErrWorkerRunning = errors.New("a worker of that name is already running")
 // marks a worker started at run time. A build error is returned and
 // nothing runs.
 func (s *Supervisor) Start(spec *WorkerSpec, fingerprint string, dynamic bool) error {
+	return s.start(spec, nil, fingerprint, dynamic)
+}
+
+// StartBuilt starts a worker built already (Run builds every worker of the
+// config before it starts any).
+func (s *Supervisor) StartBuilt(spec *WorkerSpec, w Worker, fingerprint string, dynamic bool) error {
+	return s.start(spec, w, fingerprint, dynamic)
+}
+
+func (s *Supervisor) start(spec *WorkerSpec, w Worker, fingerprint string, dynamic bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.ws[spec.Name]; ok {
@@ -112,9 +122,11 @@ func (s *Supervisor) Start(spec *WorkerSpec, fingerprint string, dynamic bool) e
 	if s.ctx.Err() != nil {
 		return fmt.Errorf("worker %s: the process is stopping", spec.Name)
 	}
-	w, err := s.build(spec)
-	if err != nil {
-		return err
+	if w == nil {
+		var err error
+		if w, err = s.build(spec); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	sw := &supervised{spec: spec, fingerprint: fingerprint, dynamic: dynamic, cancel: cancel, done: make(chan struct{}), state: "running", since: time.Now()}

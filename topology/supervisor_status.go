@@ -57,6 +57,11 @@ func SupervisorStatus(ev SupervisorEvent) *schemas.Status {
 // publish sends the event's status without waiting for the broker (a
 // failing worker must not be held up by a slow broker); errors are logged.
 func (p *statusPublisher) publish(ev SupervisorEvent) {
+	if !ev.Dynamic && (ev.Type == EventStarted || ev.Type == EventStopped) {
+		// The config file's workers start and stop with the process:
+		// only their failures and restarts are news.
+		return
+	}
 	st := SupervisorStatus(ev)
 	val, err := p.deps.Codecs.Status.Encode(st)
 	if err != nil {

@@ -116,6 +116,13 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("vumi %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.want)
 		}
 	}
+	plain := filepath.Join(t.TempDir(), "plain.yaml")
+	if err := os.WriteFile(plain, []byte("workers:\n  - {name: echo, kind: echo, transport_name: t}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := cli(t, "", "worker", "-c", plain, "-dynamic"); code != 2 || !strings.Contains(stderr, "need a management section") {
+		t.Errorf("worker -dynamic without management: exit %d, %q", code, stderr)
+	}
 	out, _, code := cli(t, "", "version")
 	if code != 0 || !strings.HasPrefix(out, "vumi ") {
 		t.Errorf("version: %d %q", code, out)

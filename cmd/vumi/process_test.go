@@ -217,3 +217,66 @@ func dashboardServed(t *testing.T, port int) {
 		t.Errorf("channels: %d %.500s", code, body)
 	}
 }
+
+// TestDynamicWorkerProcess: 'vumi worker -dynamic -serve-management' next
+// to a 'vumi broker' runs only the channels created through its API, and
+// a second '-dynamic' process picks them up from the control topic.
+func TestDynamicWorkerProcess(t *testing.T) {
+	bin := buildBinary(t)
+	kafkaPort, regPort := freePort(t), freePort(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := func(mgmt int) []string {
+		return []string{"VUMI_DATA_DIR=" + data, fmt.Sprintf("VUMI_KAFKA_PORT=%d", kafkaPort),
+			fmt.Sprintf("VUMI_REGISTRY_PORT=%d", regPort), fmt.Sprintf("VUMI_MANAGEMENT_PORT=%d", mgmt),
+			"VUMI_MANAGEMENT_PASSWORD=pw", fmt.Sprintf("VUMI_METRICS_ADDR=127.0.0.1:%d", freePort(t))}
+	}
+	broker := start(t, bin, env(0), "broker", "-data-dir", data, "-kafka-port", fmt.Sprint(kafkaPort), "-registry-port", fmt.Sprint(regPort))
+	m1, m2 := freePort(t), freePort(t)
+	p1 := start(t, bin, env(m1), "worker", "-c", "../../deploy/local/vumi.yaml", "-dynamic", "-serve-management")
+	p2 := start(t, bin, env(m2), "worker", "-c", "../../deploy/local/vumi.yaml", "-dynamic", "-serve-management")
+	call := func(port int, method, path, body string) (int, string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), strings.NewReader(body))
+			req.SetBasicAuth("admin", "pw")
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	// Only the API's channels run: none yet.
+	if code, body := call(m1, "GET", "/api/v1/workers", ""); code != 200 || !strings.Contains(body, `"result":[]`) {
+		t.Fatalf("workers before: %d %s", code, body)
+	}
+	code, body := call(m1, "POST", "/api/v1/channels", `{"id":"dn","kind":"devnull","config":{"transport_name":"dn","ack_rate":1,"failure_rate":0,"reply_rate":0}}`)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	for _, port := range []int{m1, m2} {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, body := call(port, "GET", "/api/v1/workers", "")
+			if strings.Contains(body, `"name":"dn"`) && strings.Contains(body, `"state":"running"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("process on %d never ran dn: %s", port, body)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if code, body := call(m2, "POST", "/api/v1/channels/dn/messages", `{"to":"123","content":"hi"}`); code != 201 {
+		t.Errorf("send: %d %s", code, body)
+	}
+	p2.stop(t)
+	p1.stop(t)
+	broker.stop(t)
+}

@@ -33,7 +33,13 @@ type Config struct {
 	// be in flight at once; here it bounds concurrent HandleOutbound calls
 	// and records fetched per poll. Default 20.
 	AmqpPrefetchCount int `yaml:"amqp_prefetch_count"`
-	worker.Common     `yaml:",inline"`
+	// RateLimitCount, if set, is how many outbound messages one instance
+	// hands to the outside world per RateLimitWindow (Junebug's
+	// rate_limit_count); the rest wait on the topic. Default 0: no limit.
+	RateLimitCount int `yaml:"rate_limit_count"`
+	// RateLimitWindow is the window of RateLimitCount; default 1s.
+	RateLimitWindow time.Duration `yaml:"rate_limit_window"`
+	worker.Common   `yaml:",inline"`
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -51,6 +57,15 @@ func (c *Config) ValidateBase() error {
 	}
 	if c.AmqpPrefetchCount < 1 {
 		return fmt.Errorf("key amqp_prefetch_count: must be at least 1, got %d", c.AmqpPrefetchCount)
+	}
+	if c.RateLimitCount < 0 {
+		return fmt.Errorf("key rate_limit_count: must be 0 (no limit) or more, got %d", c.RateLimitCount)
+	}
+	if c.RateLimitWindow == 0 {
+		c.RateLimitWindow = time.Second
+	}
+	if c.RateLimitWindow < 0 {
+		return fmt.Errorf("key rate_limit_window: must be positive, got %s", c.RateLimitWindow)
 	}
 	c.Common.Defaults()
 	return nil
@@ -96,6 +111,10 @@ type Transport struct {
 	cfg     *Config
 	inbound string
 	event   string
+	limit   *limiter
+	// polling is Run's context: a message waiting for the rate limit
+	// gives up when it is cancelled (and is consumed again later).
+	polling context.Context
 }
 
 // New builds the base of a transport.
@@ -105,12 +124,17 @@ func New(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config) (*Transpor
 		return nil, err
 	}
 	b.Log = b.Log.With("transport_name", cfg.TransportName)
-	return &Transport{
+	t := &Transport{
 		Base:    b,
 		cfg:     cfg,
 		inbound: deps.Names.Inbound(cfg.TransportName),
 		event:   deps.Names.Event(cfg.TransportName),
-	}, nil
+		polling: context.Background(),
+	}
+	if cfg.RateLimitCount > 0 {
+		t.limit = &limiter{n: cfg.RateLimitCount, window: cfg.RateLimitWindow}
+	}
+	return t, nil
 }
 
 // TransportName is the transport's name.
@@ -247,6 +271,7 @@ func (t *Transport) Run(ctx context.Context, h Handler) error {
 		cancel()
 		cl.Close()
 	}()
+	t.polling = ctx
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 	go t.RunHeartbeat(hbCtx)
@@ -327,6 +352,16 @@ func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error 
 		t.Count("dropped", 1)
 		return nil
 	}
+	if t.limit != nil {
+		waited, err := t.limit.wait(t.polling)
+		if err != nil {
+			// Stopping: leave it (and the rest of the poll) uncommitted.
+			return fmt.Errorf("%w: stopped while waiting for the rate limit", ErrRedeliver)
+		}
+		if waited {
+			t.Count("rate_limited", 1)
+		}
+	}
 	t.Count("outbound", 1)
 	start := time.Now()
 	t.Gauge("in_flight", 1)
@@ -354,4 +389,40 @@ func (t *Transport) callHandler(ctx context.Context, h Handler, m *schemas.UserM
 		}
 	}()
 	return h.HandleOutbound(ctx, m)
+}
+
+// limiter lets n calls through per fixed window.
+type limiter struct {
+	n      int
+	window time.Duration
+
+	mu    sync.Mutex
+	start time.Time
+	used  int
+}
+
+// wait returns once a call may go, reporting whether it had to wait; it
+// gives up when ctx is done.
+func (l *limiter) wait(ctx context.Context) (bool, error) {
+	waited := false
+	for {
+		l.mu.Lock()
+		now := time.Now()
+		if now.Sub(l.start) >= l.window {
+			l.start, l.used = now, 0
+		}
+		if l.used < l.n {
+			l.used++
+			l.mu.Unlock()
+			return waited, nil
+		}
+		d := l.start.Add(l.window).Sub(now)
+		l.mu.Unlock()
+		waited = true
+		select {
+		case <-ctx.Done():
+			return waited, ctx.Err()
+		case <-time.After(d):
+		}
+	}
 }

@@ -2,6 +2,7 @@ package management_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -291,5 +292,58 @@ func TestRouterAtRunTime(t *testing.T) {
 	_, r = p.call(t, "GET", "/api/v1/routers", nil)
 	if l := result[[]management.View](t, r); len(l) != 1 || l[0].Role != topology.RoleDispatcher {
 		t.Errorf("routers %+v", l)
+	}
+}
+
+// TestChannelRateLimit: a channel created with Junebug's rate limit
+// hands out at most rate_limit_count messages per window; the rest wait
+// on the topic and show as outbound lag.
+func TestChannelRateLimit(t *testing.T) {
+	c := startCluster(t)
+	p := start(t, c.config(t, staticWorkers))
+	code, r := p.call(t, "POST", "/api/v1/channels", map[string]any{
+		"id": "slow", "kind": "devnull",
+		"config": map[string]any{"transport_name": "slow", "ack_rate": 1, "failure_rate": 0, "reply_rate": 0, "rate_limit_count": 2, "rate_limit_window": "1s"},
+	})
+	if code != 201 {
+		t.Fatalf("create: %d %s %s", code, r.Description, r.Result)
+	}
+	if code, r := p.call(t, "POST", "/api/v1/channels", map[string]any{
+		"id": "bad", "kind": "devnull",
+		"config": map[string]any{"transport_name": "bad", "ack_rate": 1, "failure_rate": 0, "reply_rate": 0, "rate_limit_count": -1},
+	}); code != 400 || !hasError(errorsOf(t, r), "key rate_limit_count: must be 0 (no limit) or more") {
+		t.Errorf("negative rate limit: %d %s", code, r.Result)
+	}
+	waitFor(t, 30*time.Second, "slow running", func() bool { return p.here(t)["slow"].State == "running" })
+	events := c.consumer(t, "slow.event")
+	const n = 7
+	for i := range n {
+		if code, r := p.call(t, "POST", "/api/v1/channels/slow/messages", map[string]any{"to": fmt.Sprint(i), "content": "x"}); code != 201 {
+			t.Fatalf("send: %d %s", code, r.Description)
+		}
+	}
+	var acks []time.Time
+	c.collect(t, events, 60*time.Second, func(got []any) bool {
+		acks = acks[:0]
+		for _, v := range got {
+			if e, ok := v.(*schemas.Event); ok && e.EventType == schemas.EventAck {
+				acks = append(acks, e.Timestamp)
+			}
+		}
+		return len(acks) == n
+	})
+	slices.SortFunc(acks, func(a, b time.Time) int { return a.Compare(b) })
+	// 7 messages at 2 per window need at least 4 windows: the last ack
+	// comes at least 3 windows after the first. (The margins allow for
+	// the time between a message's release and its ack on a busy machine;
+	// without the limit all 7 are acked within milliseconds.)
+	if span := acks[n-1].Sub(acks[0]); span < 3*time.Second-500*time.Millisecond {
+		t.Errorf("7 acks within %v: the limit of 2 per second was not kept", span)
+	}
+	// Four acks in a row span at least one window.
+	for i := 0; i+3 < n; i++ {
+		if acks[i+3].Sub(acks[i]) < time.Second-500*time.Millisecond {
+			t.Errorf("acks %d..%d within %v", i, i+3, acks[i+3].Sub(acks[i]))
+		}
 	}
 }

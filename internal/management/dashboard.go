@@ -40,8 +40,7 @@ type DashboardWorker struct {
 	// seconds; null when none was seen.
 	HeartbeatAge *float64 `json:"heartbeat_age_seconds"`
 	Interval     int32    `json:"heartbeat_interval_seconds"`
-	// Silent: no heartbeat for two intervals (Blinkenlights' rule), or
-	// none at all since the dashboard started two default intervals ago.
+	// Silent: no heartbeat for two intervals (Blinkenlights' rule).
 	Silent    bool                  `json:"silent"`
 	Instances []InstanceView        `json:"instances"`
 	Status    *StatusView           `json:"status,omitempty"`
@@ -82,13 +81,12 @@ func (s *Server) Snapshot() *Dashboard {
 		Interval: s.cfg.SampleInterval.Seconds(), Uptime: now.Sub(s.started).Seconds(), Hostname: host, ProcessID: os.Getpid()}
 	here := s.here()
 	problems := s.rec.Problems()
-	byName := map[string]*DashboardWorker{}
+	seen := map[string]bool{}
 	add := func(w DashboardWorker) {
-		if _, dup := byName[w.Name]; dup {
-			return
+		if !seen[w.Name] {
+			seen[w.Name] = true
+			d.Workers = append(d.Workers, w)
 		}
-		d.Workers = append(d.Workers, w)
-		byName[w.Name] = &d.Workers[len(d.Workers)-1]
 	}
 	for _, spec := range s.rt.Config.Workers {
 		add(DashboardWorker{Name: spec.Name, Kind: spec.Kind.Name, Role: spec.Kind.Role, Source: "config"})
@@ -118,9 +116,9 @@ func (s *Server) Snapshot() *Dashboard {
 				w.Interval = in.IntervalSeconds
 			}
 		}
-		if w.HeartbeatAge == nil {
-			w.Silent = now.Sub(s.started) > 20*time.Second
-		} else {
+		// Not every kind heartbeats (the SMSC simulator does not): a
+		// worker never heard from is shown as such, not flagged.
+		if w.HeartbeatAge != nil {
 			iv := float64(w.Interval)
 			if iv <= 0 {
 				iv = 10

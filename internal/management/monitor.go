@@ -223,12 +223,12 @@ func (m *Monitor) sample(ctx context.Context, adm *kadm.Client) error {
 	for _, c := range chans {
 		topics = append(topics, m.names.Inbound(c), m.names.Outbound(c), m.names.Event(c))
 	}
-	if len(topics) == 0 {
-		return nil
-	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return err
+	var ends kadm.ListedOffsets
+	if len(topics) > 0 {
+		var err error
+		if ends, err = adm.ListEndOffsets(ctx, topics...); err != nil {
+			return err
+		}
 	}
 	lagBy := map[string]int64{} // topic -> max over groups of summed lag
 	hasLag := map[string]bool{}
@@ -281,6 +281,20 @@ func (m *Monitor) sample(ctx context.Context, adm *kadm.Client) error {
 		}
 		h.inbound = appendCapped(h.inbound, m.rateLocked(m.names.Inbound(c)), historyLen)
 		h.outbound = appendCapped(h.outbound, m.rateLocked(m.names.Outbound(c)), historyLen)
+	}
+	// Instances silent for longer than the lookback are forgotten (each
+	// restart of a worker is a new instance).
+	if m.lookback > 0 {
+		for w, ins := range m.beats {
+			for id, hb := range ins {
+				if now.Sub(hb.Timestamp) > m.lookback {
+					delete(ins, id)
+				}
+			}
+			if len(ins) == 0 {
+				delete(m.beats, w)
+			}
+		}
 	}
 	m.sampled = now
 	return nil

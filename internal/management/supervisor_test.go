@@ -1,6 +1,8 @@
 package management_test
 
 import (
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -158,4 +160,49 @@ func TestProcessesConverge(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestChannelRecoversWhenItsPortFrees: a telnet channel whose port is
+// taken fails to listen; the supervisor keeps restarting it with backoff
+// and reports each failure, and once the port is free the channel listens.
+func TestChannelRecoversWhenItsPortFrees(t *testing.T) {
+	c := startCluster(t)
+	p := start(t, c.config(t, staticWorkers))
+	squatter, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := squatter.Addr().(*net.TCPAddr).Port
+	code, r := p.call(t, "POST", "/api/v1/channels", map[string]any{
+		"id": "tn", "kind": "telnet",
+		"config": map[string]any{"transport_name": "tn", "twisted_endpoint": fmt.Sprintf("tcp:port=%d:interface=127.0.0.1", port), "publish_status": true},
+	})
+	if code != 201 {
+		t.Fatalf("create: %d %s %s", code, r.Description, r.Result)
+	}
+	waitFor(t, 30*time.Second, "two failed starts reported", func() bool {
+		_, r := p.call(t, "GET", "/api/v1/channels/tn/status", nil)
+		n := 0
+		for _, s := range result[management.StatusResult](t, r).Statuses {
+			if s.Type == "worker_failed" && s.Status == "down" && strings.Contains(s.Message, "address already in use") {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	if st := p.here(t)["tn"]; st.Restarts < 2 || !strings.Contains(st.LastError, "address already in use") {
+		t.Errorf("tn: %+v", st)
+	}
+	squatter.Close()
+	// The next restart listens; the transport says so on vumi.status.
+	waitFor(t, 60*time.Second, "tn listening", func() bool {
+		_, r := p.call(t, "GET", "/api/v1/channels/tn/status", nil)
+		st := result[management.StatusResult](t, r)
+		return len(st.Statuses) > 0 && st.Statuses[0].Type == "listening" && st.Status == "ok"
+	})
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	if err != nil {
+		t.Fatalf("the channel does not accept connections: %v", err)
+	}
+	conn.Close()
 }

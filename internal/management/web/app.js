@@ -24,7 +24,7 @@ function num(v, digits) {
 }
 
 function age(seconds) {
-  if (seconds === null || seconds === undefined) return "never";
+  if (seconds === null || seconds === undefined) return "no heartbeats";
   if (seconds < 90) return seconds.toFixed(0) + " s ago";
   if (seconds < 5400) return (seconds / 60).toFixed(0) + " min ago";
   return (seconds / 3600).toFixed(1) + " h ago";
