@@ -329,6 +329,34 @@ func TestTraceSMSExchange(t *testing.T) {
 		return true
 	})
 
+	// The SMSC refuses the next reply: a nack carrying the refused
+	// submit_sm_resp.
+	resp, err := http.Post(d.smscURL+"/control", "application/json", strings.NewReader(`{"submit_status": "ESME_RINVDSTADR"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	d.mo(t, "27761230003", "hi refuse me")
+	var refused *schemas.UserMessage
+	waitFor(t, 60*time.Second, "the refused MO", func() bool {
+		refused = d.messages(t, "sms.inbound")["hi refuse me"]
+		return refused != nil
+	})
+	waitFor(t, 60*time.Second, "the nack routed to app_a.event", func() bool {
+		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", refused.MessageID)
+		var nt history.Timeline
+		if code != 0 || json.Unmarshal([]byte(out), &nt) != nil || len(nt.Steps) < 6 {
+			return false
+		}
+		nack := nt.Steps[4]
+		resps, _ := nack.Protocol["smpp_submit_sm_resp"].([]any)
+		if nack.Step != "nack" || nack.Topic != "sms.event" || !strings.Contains(nack.Detail, "ESME_RINVDSTADR") || len(resps) != 1 ||
+			resps[0].(map[string]any)["status"] != "ESME_RINVDSTADR" || nt.Steps[5].Step != "nack" || nt.Steps[5].Topic != "app_a.event" {
+			t.Fatalf("nack trace:\n%s", out)
+		}
+		return true
+	})
+
 	// Without -c: the cluster's message topics, and the same steps.
 	out, _, code = longCLI(t, "trace", "-brokers", d.b.KafkaAddr(), "-registry", d.b.RegistryURL(), "-json", in.MessageID)
 	var bare history.Timeline
