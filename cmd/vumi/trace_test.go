@@ -77,6 +77,9 @@ workers:
   - name: app_a
     kind: echo
     transport_name: app_a
+  - name: sms_failures
+    kind: failure_worker
+    transport_name: sms
 `, b.KafkaAddr(), b.RegistryURL(), t.TempDir(), smppPort, httpPort, smppPort)
 	d := &smsDeployment{b: b, cfgFile: filepath.Join(t.TempDir(), "vumi.yaml"), smscURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort)}
 	if err := os.WriteFile(d.cfgFile, []byte(text), 0o600); err != nil {
@@ -310,20 +313,22 @@ func TestTraceSMSExchange(t *testing.T) {
 		t.Errorf("trace of the reply: %d\n%s", code, out)
 	}
 
-	// A message no rule matches: received, then the router's failure.
+	// A message no rule matches: received, the router's failure, and the
+	// failure worker parking it as a dead letter.
 	var lost *schemas.UserMessage
 	waitFor(t, 60*time.Second, "the unroutable MO", func() bool {
 		lost = d.messages(t, "sms.inbound")["nomatch at all"]
 		return lost != nil
 	})
-	waitFor(t, 60*time.Second, "the router's failure in the trace", func() bool {
+	waitFor(t, 60*time.Second, "the router's failure and the dead letter in the trace", func() bool {
 		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", lost.MessageID)
 		var lt history.Timeline
-		if code != 0 || json.Unmarshal([]byte(out), &lt) != nil || len(lt.Steps) < 2 {
+		if code != 0 || json.Unmarshal([]byte(out), &lt) != nil || len(lt.Steps) < 3 {
 			return false
 		}
-		f := lt.Steps[len(lt.Steps)-1]
-		if lt.Steps[0].Step != "received" || f.Type != history.TypeFailure || f.Topic != "sms.failures" || !strings.Contains(f.Detail, "matches no rule") {
+		f, dl := lt.Steps[1], lt.Steps[2]
+		if len(lt.Steps) != 3 || lt.Steps[0].Step != "received" || f.Type != history.TypeFailure || f.Topic != "sms.failures" || !strings.Contains(f.Detail, "matches no rule") ||
+			dl.Type != history.TypeDeadLetter || dl.Topic != "sms.dead-letters" || dl.MessageID != lost.MessageID {
 			t.Fatalf("unroutable trace:\n%s", out)
 		}
 		return true
