@@ -166,6 +166,22 @@ func (d *smsDeployment) messages(t *testing.T, topic string) map[string]*schemas
 	return out
 }
 
+// count returns the number of records on a topic.
+func (d *smsDeployment) count(t *testing.T, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spans, err := history.Spans(ctx, kadm.NewClient(d.cl), []string{topic}, history.Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, s := range spans {
+		n += s.Len()
+	}
+	return n
+}
+
 // waitFor polls cond until it holds.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -468,9 +484,11 @@ func TestReplay(t *testing.T) {
 		inbound = d.messages(t, "sms.inbound")
 		return len(inbound) == 4
 	})
-	waitFor(t, 90*time.Second, "the live workers to commit everything", func() bool {
-		return d.caughtUp(t, "keywords", "sms.inbound") && d.caughtUp(t, "app_a", "app_a.inbound") &&
-			d.caughtUp(t, "transport.sms", "sms.outbound") && len(d.messages(t, "sms.outbound")) == 4
+	waitFor(t, 90*time.Second, "the live workers to commit everything, delivery reports included", func() bool {
+		return d.count(t, "app_a.event") == 8 &&
+			d.caughtUp(t, "keywords", "sms.inbound") && d.caughtUp(t, "app_a", "app_a.inbound") &&
+			d.caughtUp(t, "transport.sms", "sms.outbound") && d.caughtUp(t, "keywords", "app_a.outbound") &&
+			d.caughtUp(t, "keywords", "sms.event") && d.caughtUp(t, "app_a", "app_a.event")
 	})
 	before := d.liveOffsets(t, "shadow")
 	to := boundary.UTC().Format(time.RFC3339Nano)
@@ -537,6 +555,37 @@ func TestReplay(t *testing.T) {
 	copied := d.messages(t, "copy.sms.inbound")
 	if len(copied) != 2 || copied["hi b1"] == nil || copied["hi b2"] == nil {
 		t.Errorf("copy.sms.inbound holds %v, want batch B", keys(copied))
+	}
+	// Each copy names its original and carries its time.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		orig := map[string]*kgo.Record{}
+		spans, err := history.Spans(ctx, kadm.NewClient(d.cl), []string{"sms.inbound", "copy.sms.inbound"}, history.Range{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var copies []*kgo.Record
+		if err := history.Read(ctx, d.cl, spans, history.ReadOptions{}, func(r *kgo.Record) error {
+			if r.Topic == "sms.inbound" {
+				orig[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] = r
+			} else {
+				copies = append(copies, r)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range copies {
+			h := map[string]string{}
+			for _, kv := range c.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			o := orig[h["vumi.replay.source"]]
+			if o == nil || !bytes.Equal(o.Value, c.Value) || string(o.Key) != string(c.Key) || h["vumi.replay.timestamp"] != o.Timestamp.UTC().Format(time.RFC3339Nano) {
+				t.Errorf("copy at %d with headers %v does not match its original %v", c.Offset, h, o)
+			}
+		}
 	}
 	out, _, code = longCLI(t, "tail", "-c", d.cfgFile, "-topic", "copy.sms.inbound", "-from-beginning", "-meta")
 	if code != 0 || strings.Count(out, "\n") != 2 {
