@@ -72,8 +72,17 @@ workers:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := p.codecs.UserMessage.Register(ctx, "sms.inbound"); err != nil {
-		t.Fatal(err)
+	// The topics exist before the workers register their schemas: the
+	// registry may still be starting.
+	for {
+		err := p.codecs.UserMessage.Register(ctx, "sms.inbound")
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return p
 }
