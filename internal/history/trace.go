@@ -70,6 +70,7 @@ type Step struct {
 
 	class int    // ordering: direction and hop depth
 	sub   string // ordering: the event id of event steps
+	rank  int    // ordering at equal times: records, failures, dead letters
 }
 
 // Timeline is the life of one message.
@@ -413,13 +414,14 @@ func buildSteps(ctx context.Context, recs []*kgo.Record, gen map[string]int, opt
 				}
 			}
 			s.Generation = gen[s.MessageID]
-			// After the record that failed.
-			s.class = classOther
+			// With the record that failed, after it in time (a failure
+			// worker's retry of it comes later).
+			s.class, s.rank = classOther, 1
 			if v.SourceTopic != nil {
-				s.class = classOf(*v.SourceTopic) + 5
+				s.class = classOf(*v.SourceTopic)
 			}
 			if s.Type == TypeDeadLetter {
-				s.class++
+				s.rank = 2
 			}
 		}
 		steps = append(steps, s)
@@ -462,6 +464,9 @@ func buildSteps(ctx context.Context, recs []*kgo.Record, gen map[string]int, opt
 		}
 		if !a.Time.Equal(b.Time) {
 			return a.Time.Before(b.Time)
+		}
+		if a.rank != b.rank {
+			return a.rank < b.rank
 		}
 		if a.Topic != b.Topic {
 			return a.Topic < b.Topic
@@ -511,6 +516,21 @@ func buildSteps(ctx context.Context, recs []*kgo.Record, gen map[string]int, opt
 		if s.Step == "routed" {
 			s.Protocol = nil
 		}
+	}
+	// The same message (or event) on the same topic once more: a failure
+	// worker's retry, a re-sent dead letter, or an at-least-once
+	// redelivery.
+	onTopic := map[string]bool{}
+	for i := range steps {
+		s := &steps[i]
+		if s.Type != TypeInbound && s.Type != TypeOutbound && s.Type != TypeEvent {
+			continue
+		}
+		k := s.MessageID + "|" + s.EventID + "|" + s.Topic
+		if onTopic[k] {
+			s.Detail = joinDetail("again (a retry or redelivery)", s.Detail)
+		}
+		onTopic[k] = true
 	}
 	var start time.Time
 	for i := range steps {
