@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -230,26 +231,31 @@ func Trace(ctx context.Context, cl *kgo.Client, id string, opts TraceOptions) (*
 		}
 	}
 
-	// Read the matched records again, in full.
-	var again []Span
+	// Read the matched records again, in full: per partition, runs of
+	// nearby offsets, so that a message and its retry a million records
+	// later do not mean reading the million.
+	var rounds [][]Span
 	for t, ps := range want {
 		for p, offs := range ps {
-			lo, hi := offs[0], offs[0]
-			for _, o := range offs {
-				lo, hi = min(lo, o), max(hi, o)
+			for i, run := range offsetRuns(offs, 1000) {
+				if i == len(rounds) {
+					rounds = append(rounds, nil)
+				}
+				rounds[i] = append(rounds[i], Span{Topic: t, Partition: p, Start: run[0], End: run[1] + 1})
 			}
-			again = append(again, Span{Topic: t, Partition: p, Start: lo, End: hi + 1})
 		}
 	}
 	var recs []*kgo.Record
-	err = Read(ctx, cl, again, ReadOptions{}, func(r *kgo.Record) error {
-		if matched[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] {
-			recs = append(recs, r)
+	for _, spans := range rounds {
+		err = Read(ctx, cl, spans, ReadOptions{}, func(r *kgo.Record) error {
+			if matched[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] {
+				recs = append(recs, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	steps, err := buildSteps(ctx, recs, gen, opts)
 	if err != nil {
@@ -303,6 +309,22 @@ func markConsumers(ctx context.Context, adm *kadm.Client, steps []Step) {
 		sort.Strings(s.ConsumedBy)
 		sort.Strings(s.PendingFor)
 	}
+}
+
+// offsetRuns splits offsets into runs [first, last] whose neighbours are
+// at most gap apart, in order.
+func offsetRuns(offs []int64, gap int64) [][2]int64 {
+	sorted := slices.Clone(offs)
+	slices.Sort(sorted)
+	var runs [][2]int64
+	for _, o := range sorted {
+		if n := len(runs); n > 0 && o-runs[n-1][1] <= gap {
+			runs[n-1][1] = o
+			continue
+		}
+		runs = append(runs, [2]int64{o, o})
+	}
+	return runs
 }
 
 // closure returns the ids of the trace with their generation: the message,

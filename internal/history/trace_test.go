@@ -202,3 +202,11 @@ func TestBuildStepsOrder(t *testing.T) {
 		t.Errorf("failure step %+v", steps[4])
 	}
 }
+
+func TestOffsetRuns(t *testing.T) {
+	got := offsetRuns([]int64{2000000, 5, 7, 1005, 3000, 6}, 1000)
+	want := [][2]int64{{5, 1005}, {3000, 3000}, {2000000, 2000000}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+}
