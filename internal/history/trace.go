@@ -158,7 +158,7 @@ func Trace(ctx context.Context, cl *kgo.Client, id string, opts TraceOptions) (*
 		case *schemas.UserMessage:
 			e.kind, e.id, e.inReplyTo = 'm', v.MessageID, deref(v.InReplyTo)
 		case *schemas.Event:
-			e.kind, e.id, e.userMsgID = 'e', v.EventID, v.UserMessageID
+			e.kind, e.userMsgID = 'e', v.UserMessageID // the event's own id is not needed to link
 		case *schemas.Failure:
 			e.kind, e.id = 'f', v.FailureID
 			if v.Message != nil {
