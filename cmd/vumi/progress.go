@@ -13,16 +13,18 @@ import (
 // place on a terminal (at most 10 times a second), and as a plain line every
 // 5 seconds and at the end otherwise (logs, CI).
 type progressBar struct {
-	mu      sync.Mutex
-	w       io.Writer
-	label   string
-	tty     bool
-	quiet   bool
-	last    time.Time
-	started time.Time
-	done    int64
-	total   int64
-	drawn   bool
+	mu    sync.Mutex
+	w     io.Writer
+	label string
+	tty   bool
+	quiet bool
+	// onlySlow, off a terminal, skips the lines of work done within 2s.
+	onlySlow bool
+	last     time.Time
+	started  time.Time
+	done     int64
+	total    int64
+	drawn    bool
 }
 
 func newProgress(w io.Writer, label string, quiet bool) *progressBar {
@@ -57,7 +59,7 @@ func (p *progressBar) finish() {
 }
 
 func (p *progressBar) draw(final bool) {
-	if p.quiet {
+	if p.quiet || p.onlySlow && !p.tty && !p.drawn && time.Since(p.started) < 2*time.Second {
 		return
 	}
 	p.last = time.Now()

@@ -25,9 +25,15 @@ import (
 // HTTP services or listen on ports) needs -allow-side-effects.
 var pureKinds = []string{"echo", "reverse", "word_count", "calculator", "static_reply", "rps", "tictactoe"}
 
-// replaySourceHeader names the record a replayed copy came from
-// (topic/partition/offset), for comparing a shadow run with the original.
-const replaySourceHeader = "vumi.replay.source"
+// Headers of a replayed copy: the record it came from (topic/partition/
+// offset), for comparing a shadow run with the original, and the original
+// record's timestamp (the copy is stamped with the time of the replay, so
+// that retention and time-based expiry in the shadow behave as for new
+// records; the message's own timestamp field is unchanged).
+const (
+	replaySourceHeader    = "vumi.replay.source"
+	replayTimestampHeader = "vumi.replay.timestamp"
+)
 
 func replayCommand() *command {
 	c := &command{
@@ -303,7 +309,7 @@ func (r *replayer) checkEmpty(ctx context.Context, topic string) error {
 }
 
 // copy reads the range of every source and produces each record (key,
-// value, headers and timestamp kept, plus a vumi.replay.source header) to
+// value and headers kept, plus the vumi.replay.* headers) to
 // its destination, keyed as before so it lands on the same partition
 // number. It returns the count per source.
 func (r *replayer) copy(ctx context.Context, pairs map[string]string) (map[string]int64, error) {
@@ -333,8 +339,10 @@ func (r *replayer) copy(ctx context.Context, pairs map[string]string) (map[strin
 			registered[dest] = true
 		}
 		out := &kgo.Record{
-			Topic: dest, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp,
-			Headers: append(slices.Clone(rec.Headers), kgo.RecordHeader{Key: replaySourceHeader, Value: fmt.Appendf(nil, "%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)}),
+			Topic: dest, Key: rec.Key, Value: rec.Value,
+			Headers: append(slices.Clone(rec.Headers),
+				kgo.RecordHeader{Key: replaySourceHeader, Value: fmt.Appendf(nil, "%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)},
+				kgo.RecordHeader{Key: replayTimestampHeader, Value: []byte(rec.Timestamp.UTC().Format(time.RFC3339Nano))}),
 		}
 		counts[rec.Topic]++
 		wg.Add(1)

@@ -87,6 +87,7 @@ func traceCommand() *command {
 			return errors.New("no message topics to search (give -c FILE or -topics)")
 		}
 		bar := newProgress(e.stderr, "scanning "+fmt.Sprint(len(opts.Topics))+" topics", *quiet)
+		bar.onlySlow = true
 		opts.Progress = bar.update
 		tl, err := history.Trace(ctx, cl, id, opts)
 		bar.finish()

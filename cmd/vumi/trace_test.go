@@ -77,6 +77,9 @@ workers:
   - name: app_a
     kind: echo
     transport_name: app_a
+  - name: sms_failures
+    kind: failure_worker
+    transport_name: sms
 `, b.KafkaAddr(), b.RegistryURL(), t.TempDir(), smppPort, httpPort, smppPort)
 	d := &smsDeployment{b: b, cfgFile: filepath.Join(t.TempDir(), "vumi.yaml"), smscURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort)}
 	if err := os.WriteFile(d.cfgFile, []byte(text), 0o600); err != nil {
@@ -161,6 +164,22 @@ func (d *smsDeployment) messages(t *testing.T, topic string) map[string]*schemas
 		t.Fatal(err)
 	}
 	return out
+}
+
+// count returns the number of records on a topic.
+func (d *smsDeployment) count(t *testing.T, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spans, err := history.Spans(ctx, kadm.NewClient(d.cl), []string{topic}, history.Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, s := range spans {
+		n += s.Len()
+	}
+	return n
 }
 
 // waitFor polls cond until it holds.
@@ -310,21 +329,51 @@ func TestTraceSMSExchange(t *testing.T) {
 		t.Errorf("trace of the reply: %d\n%s", code, out)
 	}
 
-	// A message no rule matches: received, then the router's failure.
+	// A message no rule matches: received, the router's failure, and the
+	// failure worker parking it as a dead letter.
 	var lost *schemas.UserMessage
 	waitFor(t, 60*time.Second, "the unroutable MO", func() bool {
 		lost = d.messages(t, "sms.inbound")["nomatch at all"]
 		return lost != nil
 	})
-	waitFor(t, 60*time.Second, "the router's failure in the trace", func() bool {
+	waitFor(t, 60*time.Second, "the router's failure and the dead letter in the trace", func() bool {
 		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", lost.MessageID)
 		var lt history.Timeline
-		if code != 0 || json.Unmarshal([]byte(out), &lt) != nil || len(lt.Steps) < 2 {
+		if code != 0 || json.Unmarshal([]byte(out), &lt) != nil || len(lt.Steps) < 3 {
 			return false
 		}
-		f := lt.Steps[len(lt.Steps)-1]
-		if lt.Steps[0].Step != "received" || f.Type != history.TypeFailure || f.Topic != "sms.failures" || !strings.Contains(f.Detail, "matches no rule") {
+		f, dl := lt.Steps[1], lt.Steps[2]
+		if len(lt.Steps) != 3 || lt.Steps[0].Step != "received" || f.Type != history.TypeFailure || f.Topic != "sms.failures" || !strings.Contains(f.Detail, "matches no rule") ||
+			dl.Type != history.TypeDeadLetter || dl.Topic != "sms.dead-letters" || dl.MessageID != lost.MessageID {
 			t.Fatalf("unroutable trace:\n%s", out)
+		}
+		return true
+	})
+
+	// The SMSC refuses the next reply: a nack carrying the refused
+	// submit_sm_resp.
+	resp, err := http.Post(d.smscURL+"/control", "application/json", strings.NewReader(`{"submit_status": "ESME_RINVDSTADR"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	d.mo(t, "27761230003", "hi refuse me")
+	var refused *schemas.UserMessage
+	waitFor(t, 60*time.Second, "the refused MO", func() bool {
+		refused = d.messages(t, "sms.inbound")["hi refuse me"]
+		return refused != nil
+	})
+	waitFor(t, 60*time.Second, "the nack routed to app_a.event", func() bool {
+		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", refused.MessageID)
+		var nt history.Timeline
+		if code != 0 || json.Unmarshal([]byte(out), &nt) != nil || len(nt.Steps) < 6 {
+			return false
+		}
+		nack := nt.Steps[4]
+		resps, _ := nack.Protocol["smpp_submit_sm_resp"].([]any)
+		if nack.Step != "nack" || nack.Topic != "sms.event" || !strings.Contains(nack.Detail, "ESME_RINVDSTADR") || len(resps) != 1 ||
+			resps[0].(map[string]any)["status"] != "ESME_RINVDSTADR" || nt.Steps[5].Step != "nack" || nt.Steps[5].Topic != "app_a.event" {
+			t.Fatalf("nack trace:\n%s", out)
 		}
 		return true
 	})
@@ -435,9 +484,11 @@ func TestReplay(t *testing.T) {
 		inbound = d.messages(t, "sms.inbound")
 		return len(inbound) == 4
 	})
-	waitFor(t, 90*time.Second, "the live workers to commit everything", func() bool {
-		return d.caughtUp(t, "keywords", "sms.inbound") && d.caughtUp(t, "app_a", "app_a.inbound") &&
-			d.caughtUp(t, "transport.sms", "sms.outbound") && len(d.messages(t, "sms.outbound")) == 4
+	waitFor(t, 90*time.Second, "the live workers to commit everything, delivery reports included", func() bool {
+		return d.count(t, "app_a.event") == 8 &&
+			d.caughtUp(t, "keywords", "sms.inbound") && d.caughtUp(t, "app_a", "app_a.inbound") &&
+			d.caughtUp(t, "transport.sms", "sms.outbound") && d.caughtUp(t, "keywords", "app_a.outbound") &&
+			d.caughtUp(t, "keywords", "sms.event") && d.caughtUp(t, "app_a", "app_a.event")
 	})
 	before := d.liveOffsets(t, "shadow")
 	to := boundary.UTC().Format(time.RFC3339Nano)
@@ -504,6 +555,37 @@ func TestReplay(t *testing.T) {
 	copied := d.messages(t, "copy.sms.inbound")
 	if len(copied) != 2 || copied["hi b1"] == nil || copied["hi b2"] == nil {
 		t.Errorf("copy.sms.inbound holds %v, want batch B", keys(copied))
+	}
+	// Each copy names its original and carries its time.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		orig := map[string]*kgo.Record{}
+		spans, err := history.Spans(ctx, kadm.NewClient(d.cl), []string{"sms.inbound", "copy.sms.inbound"}, history.Range{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var copies []*kgo.Record
+		if err := history.Read(ctx, d.cl, spans, history.ReadOptions{}, func(r *kgo.Record) error {
+			if r.Topic == "sms.inbound" {
+				orig[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] = r
+			} else {
+				copies = append(copies, r)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range copies {
+			h := map[string]string{}
+			for _, kv := range c.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			o := orig[h["vumi.replay.source"]]
+			if o == nil || !bytes.Equal(o.Value, c.Value) || string(o.Key) != string(c.Key) || h["vumi.replay.timestamp"] != o.Timestamp.UTC().Format(time.RFC3339Nano) {
+				t.Errorf("copy at %d with headers %v does not match its original %v", c.Offset, h, o)
+			}
+		}
 	}
 	out, _, code = longCLI(t, "tail", "-c", d.cfgFile, "-topic", "copy.sms.inbound", "-from-beginning", "-meta")
 	if code != 0 || strings.Count(out, "\n") != 2 {

@@ -1,6 +1,7 @@
 package dmark_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -91,6 +92,14 @@ func TestDmarkUSSD(t *testing.T) {
 		{Name: "no credentials", Path: p, Query: req(), WantStatus: 401},
 		{Name: "wrong password", Path: p, Query: req(), User: "dm", Pass: "x", WantStatus: 401},
 	})
+	// Acks carry the HTTP-RPC base's record of the response written
+	// (shown by `vumi trace`).
+	e.WaitEvent(func(ev *schemas.Event) bool {
+		rec, _ := ev.TransportMetadata["http_response"].(map[string]any)
+		want := len(`{"action":"request","responseString":"Hello"}`)
+		return ev.EventType == schemas.EventAck && rec != nil && fmt.Sprint(rec["status"]) == "200" &&
+			fmt.Sprint(rec["bytes"]) == fmt.Sprint(want) && rec["request_ms"] != nil
+	}, 30*time.Second)
 	// A reply without content is nacked.
 	bad := e.Inbound()[0].Reply("", true)
 	bad.Content = nil

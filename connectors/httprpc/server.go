@@ -285,13 +285,19 @@ func (s *Server) remove(id string) *Request {
 // Finish answers a pending request held by this instance; false when it
 // is not (any more) here.
 func (s *Server) Finish(id string, body []byte, code int, headers http.Header) bool {
+	_, ok := s.finishTimed(id, body, code, headers)
+	return ok
+}
+
+// finishTimed is Finish, also returning how long the request was open.
+func (s *Server) finishTimed(id string, body []byte, code int, headers http.Header) (time.Duration, bool) {
 	r := s.remove(id)
 	if r == nil {
-		return false
+		return 0, false
 	}
 	r.finish(body, code, headers)
 	s.responseTime(r)
-	return true
+	return time.Since(r.Start), true
 }
 
 // Finish answers this request directly (for errors found while parsing).
@@ -488,10 +494,15 @@ func (s *Server) deliverHere(ctx context.Context, m *schemas.UserMessage, body [
 	if m.InReplyTo != nil {
 		id = *m.InReplyTo
 	}
-	if !s.Finish(id, body, code, headers) {
+	open, ok := s.finishTimed(id, body, code, headers)
+	if !ok {
 		return s.gone(ctx, nil, m, fmt.Errorf("%w: request %s timed out or its client disconnected", ErrRequestGone, id))
 	}
-	return s.PublishAck(ctx, m.MessageID, m.MessageID)
+	// The protocol record `vumi trace` shows under the ack: the HTTP
+	// response written and how long the request waited for it.
+	return s.PublishAckRecord(ctx, m.MessageID, m.MessageID, schemas.Metadata{
+		"http_response": map[string]any{"status": code, "bytes": len(body), "request_ms": open.Milliseconds()},
+	})
 }
 
 // gone handles a reply whose request is waiting nowhere: a nack with

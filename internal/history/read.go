@@ -35,11 +35,12 @@ func (r Range) Contains(t time.Time) bool {
 // String formats the range for messages.
 func (r Range) String() string {
 	f, t := "the start", "now"
+	const layout = "2006-01-02T15:04:05.999Z07:00" // milliseconds, as Kafka stamps
 	if !r.From.IsZero() {
-		f = r.From.UTC().Format(time.RFC3339Nano)
+		f = r.From.UTC().Format(layout)
 	}
 	if !r.To.IsZero() {
-		t = r.To.UTC().Format(time.RFC3339Nano)
+		t = r.To.UTC().Format(layout)
 	}
 	return f + " to " + t
 }

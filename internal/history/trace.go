@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -70,6 +71,7 @@ type Step struct {
 
 	class int    // ordering: direction and hop depth
 	sub   string // ordering: the event id of event steps
+	rank  int    // ordering at equal times: records, failures, dead letters
 }
 
 // Timeline is the life of one message.
@@ -156,7 +158,7 @@ func Trace(ctx context.Context, cl *kgo.Client, id string, opts TraceOptions) (*
 		case *schemas.UserMessage:
 			e.kind, e.id, e.inReplyTo = 'm', v.MessageID, deref(v.InReplyTo)
 		case *schemas.Event:
-			e.kind, e.id, e.userMsgID = 'e', v.EventID, v.UserMessageID
+			e.kind, e.userMsgID = 'e', v.UserMessageID // the event's own id is not needed to link
 		case *schemas.Failure:
 			e.kind, e.id = 'f', v.FailureID
 			if v.Message != nil {
@@ -229,26 +231,31 @@ func Trace(ctx context.Context, cl *kgo.Client, id string, opts TraceOptions) (*
 		}
 	}
 
-	// Read the matched records again, in full.
-	var again []Span
+	// Read the matched records again, in full: per partition, runs of
+	// nearby offsets, so that a message and its retry a million records
+	// later do not mean reading the million.
+	var rounds [][]Span
 	for t, ps := range want {
 		for p, offs := range ps {
-			lo, hi := offs[0], offs[0]
-			for _, o := range offs {
-				lo, hi = min(lo, o), max(hi, o)
+			for i, run := range offsetRuns(offs, 1000) {
+				if i == len(rounds) {
+					rounds = append(rounds, nil)
+				}
+				rounds[i] = append(rounds[i], Span{Topic: t, Partition: p, Start: run[0], End: run[1] + 1})
 			}
-			again = append(again, Span{Topic: t, Partition: p, Start: lo, End: hi + 1})
 		}
 	}
 	var recs []*kgo.Record
-	err = Read(ctx, cl, again, ReadOptions{}, func(r *kgo.Record) error {
-		if matched[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] {
-			recs = append(recs, r)
+	for _, spans := range rounds {
+		err = Read(ctx, cl, spans, ReadOptions{}, func(r *kgo.Record) error {
+			if matched[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] {
+				recs = append(recs, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	steps, err := buildSteps(ctx, recs, gen, opts)
 	if err != nil {
@@ -302,6 +309,22 @@ func markConsumers(ctx context.Context, adm *kadm.Client, steps []Step) {
 		sort.Strings(s.ConsumedBy)
 		sort.Strings(s.PendingFor)
 	}
+}
+
+// offsetRuns splits offsets into runs [first, last] whose neighbours are
+// at most gap apart, in order.
+func offsetRuns(offs []int64, gap int64) [][2]int64 {
+	sorted := slices.Clone(offs)
+	slices.Sort(sorted)
+	var runs [][2]int64
+	for _, o := range sorted {
+		if n := len(runs); n > 0 && o-runs[n-1][1] <= gap {
+			runs[n-1][1] = o
+			continue
+		}
+		runs = append(runs, [2]int64{o, o})
+	}
+	return runs
 }
 
 // closure returns the ids of the trace with their generation: the message,
@@ -413,13 +436,14 @@ func buildSteps(ctx context.Context, recs []*kgo.Record, gen map[string]int, opt
 				}
 			}
 			s.Generation = gen[s.MessageID]
-			// After the record that failed.
-			s.class = classOther
+			// With the record that failed, after it in time (a failure
+			// worker's retry of it comes later).
+			s.class, s.rank = classOther, 1
 			if v.SourceTopic != nil {
-				s.class = classOf(*v.SourceTopic) + 5
+				s.class = classOf(*v.SourceTopic)
 			}
 			if s.Type == TypeDeadLetter {
-				s.class++
+				s.rank = 2
 			}
 		}
 		steps = append(steps, s)
@@ -462,6 +486,9 @@ func buildSteps(ctx context.Context, recs []*kgo.Record, gen map[string]int, opt
 		}
 		if !a.Time.Equal(b.Time) {
 			return a.Time.Before(b.Time)
+		}
+		if a.rank != b.rank {
+			return a.rank < b.rank
 		}
 		if a.Topic != b.Topic {
 			return a.Topic < b.Topic
@@ -511,6 +538,21 @@ func buildSteps(ctx context.Context, recs []*kgo.Record, gen map[string]int, opt
 		if s.Step == "routed" {
 			s.Protocol = nil
 		}
+	}
+	// The same message (or event) on the same topic once more: a failure
+	// worker's retry, a re-sent dead letter, or an at-least-once
+	// redelivery.
+	onTopic := map[string]bool{}
+	for i := range steps {
+		s := &steps[i]
+		if s.Type != TypeInbound && s.Type != TypeOutbound && s.Type != TypeEvent {
+			continue
+		}
+		k := s.MessageID + "|" + s.EventID + "|" + s.Topic
+		if onTopic[k] {
+			s.Detail = joinDetail("again (a retry or redelivery)", s.Detail)
+		}
+		onTopic[k] = true
 	}
 	var start time.Time
 	for i := range steps {

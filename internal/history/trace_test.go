@@ -1,10 +1,16 @@
 package history
 
 import (
+	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/schemas/schematest"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -87,5 +93,120 @@ func TestRange(t *testing.T) {
 	}
 	if !(Range{}).Contains(t0) || (Range{}).String() != "the start to now" {
 		t.Errorf("open range: %q", Range{}.String())
+	}
+}
+
+// TestBuildStepsOrder: hops in causal order even when a dispatcher's clock
+// is behind the transport's; a failure worker's retry comes after the
+// failure; events with their hops; repeats are flagged.
+func TestBuildStepsOrder(t *testing.T) {
+	ctx := context.Background()
+	reg := schematest.New()
+	codecs := schemas.NewCodecs(reg)
+	if err := codecs.UserMessage.Register(ctx, "x.inbound"); err != nil {
+		t.Fatal(err)
+	}
+	if err := codecs.Event.Register(ctx, "x.event"); err != nil {
+		t.Fatal(err)
+	}
+	if err := codecs.Failure.Register(ctx, "x.failures"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 17, 12, 0, 0, 0, time.UTC)
+	in := schemas.NewUserMessage()
+	in.MessageID, in.FromAddr, in.ToAddr, in.Content = "m1", schemas.String("+27820000001"), schemas.String("1234"), schemas.String("hi")
+	reply := in.Reply("hello", true)
+	reply.MessageID = "m2"
+	replyJSON, _ := reply.MarshalJSON()
+	var recs []*kgo.Record
+	offsets := map[string]int64{}
+	add := func(topic string, at time.Duration, v []byte) {
+		recs = append(recs, &kgo.Record{Topic: topic, Offset: offsets[topic], Timestamp: t0.Add(at), Value: v})
+		offsets[topic]++
+	}
+	msg := func(m *schemas.UserMessage) []byte {
+		b, err := codecs.UserMessage.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ev := func(id string) []byte {
+		b, err := codecs.Event.Encode(&schemas.Event{EventID: id, EventType: schemas.EventAck, UserMessageID: "m2", SentMessageID: schemas.String("s1"), Timestamp: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	temp := schemas.FailureTemporary
+	fail := func(id string) []byte {
+		b, err := codecs.Failure.Encode(&schemas.Failure{FailureID: id, Timestamp: t0, FailureCode: &temp, Reason: "SMSC down",
+			Worker: schemas.String("smpp"), MessageType: schemas.String(schemas.TypeUserMessage), Message: schemas.String(string(replyJSON)),
+			SourceTopic: schemas.String("sms.outbound"), SourcePartition: new(int32), SourceOffset: new(int64)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Given out of order, as the re-read returns them.
+	add("app.event", 13*time.Millisecond, ev("e1"))
+	add("sms.outbound", 3*time.Millisecond, msg(reply))
+	add("app.inbound", -5*time.Millisecond, msg(in)) // the dispatcher's clock is behind
+	add("sms.inbound", 0, msg(in))
+	add("sms.failures", 4*time.Millisecond, fail("f1"))
+	add("sms.outbound", 10*time.Millisecond, msg(reply)) // the failure worker's retry
+	add("sms.event", 11*time.Millisecond, ev("e1"))
+	add("app.outbound", 2*time.Millisecond, msg(reply))
+
+	g := &topology.Graph{Topics: map[string]*topology.TopicNode{}}
+	worker := func(name string, role topology.Role, consumes, produces []string) {
+		g.Workers = append(g.Workers, &topology.WorkerNode{Name: name, Role: role, Consumes: consumes, Produces: produces})
+		for _, list := range [][]string{consumes, produces} {
+			for _, tp := range list {
+				if g.Topics[tp] == nil {
+					g.Topics[tp] = &topology.TopicNode{Name: tp}
+				}
+			}
+		}
+		for _, p := range produces {
+			g.Topics[p].Producers = append(g.Topics[p].Producers, name)
+		}
+	}
+	worker("smpp", topology.RoleTransport, []string{"sms.outbound"}, []string{"sms.inbound", "sms.event", "sms.failures"})
+	worker("d", topology.RoleDispatcher, []string{"sms.inbound", "sms.event", "app.outbound"}, []string{"app.inbound", "app.event", "sms.outbound"})
+	worker("app", topology.RoleApplication, []string{"app.inbound", "app.event"}, []string{"app.outbound"})
+
+	steps, err := buildSteps(ctx, recs, map[string]int{"m1": 0, "m2": 1}, TraceOptions{Graph: g, Decoder: schemas.NewAnyDecoder(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		got = append(got, s.Topic+" "+s.Step)
+	}
+	want := []string{
+		"sms.inbound received", "app.inbound routed",
+		"app.outbound reply", "sms.outbound routed", "sms.failures failed", "sms.outbound routed",
+		"sms.event ack", "app.event ack",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("order:\n got %q\nwant %q", got, want)
+	}
+	if !strings.HasPrefix(steps[5].Detail, "again") || strings.HasPrefix(steps[3].Detail, "again") {
+		t.Errorf("retry not flagged: %q / %q", steps[3].Detail, steps[5].Detail)
+	}
+	if steps[7].Detail != "routed; sent_message_id s1" || steps[0].ElapsedMS != 5 || steps[1].ElapsedMS != 0 {
+		t.Errorf("details %q, elapsed %v %v", steps[7].Detail, steps[0].ElapsedMS, steps[1].ElapsedMS)
+	}
+	if steps[4].MessageID != "m2" || steps[4].Generation != 1 || !strings.Contains(steps[4].Detail, "[temporary] SMSC down (worker smpp) from sms.outbound") {
+		t.Errorf("failure step %+v", steps[4])
+	}
+}
+
+func TestOffsetRuns(t *testing.T) {
+	got := offsetRuns([]int64{2000000, 5, 7, 1005, 3000, 6}, 1000)
+	want := [][2]int64{{5, 1005}, {3000, 3000}, {2000000, 2000000}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
 	}
 }
