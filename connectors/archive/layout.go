@@ -1,9 +1,9 @@
 package archive
 
 import (
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
