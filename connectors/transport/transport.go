@@ -12,6 +12,7 @@ import (
 	"hash/maphash"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -32,7 +33,13 @@ type Config struct {
 	// be in flight at once; here it bounds concurrent HandleOutbound calls
 	// and records fetched per poll. Default 20.
 	AmqpPrefetchCount int `yaml:"amqp_prefetch_count"`
-	worker.Common     `yaml:",inline"`
+	// MaxPendingPublishes caps the inbound messages and events being
+	// published at once. When Kafka is slow or unreachable, a transport
+	// that reads from sockets (telnet, SMPP, XMPP, IRC) blocks in
+	// PublishMessage at the cap and so stops reading from its sockets,
+	// instead of buffering what it reads without limit. Default 256.
+	MaxPendingPublishes int `yaml:"max_pending_publishes"`
+	worker.Common       `yaml:",inline"`
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -50,6 +57,12 @@ func (c *Config) ValidateBase() error {
 	}
 	if c.AmqpPrefetchCount < 1 {
 		return fmt.Errorf("key amqp_prefetch_count: must be at least 1, got %d", c.AmqpPrefetchCount)
+	}
+	if c.MaxPendingPublishes == 0 {
+		c.MaxPendingPublishes = 256
+	}
+	if c.MaxPendingPublishes < 1 {
+		return fmt.Errorf("key max_pending_publishes: must be at least 1, got %d", c.MaxPendingPublishes)
 	}
 	c.Common.Defaults()
 	return nil
@@ -95,6 +108,12 @@ type Transport struct {
 	cfg     *Config
 	inbound string
 	event   string
+
+	// pending holds one slot per publish in progress (the cap is its
+	// capacity); maxPending is the most ever held at once.
+	pending    chan struct{}
+	maxPending atomic.Int64
+	blocked    atomic.Bool
 }
 
 // New builds the base of a transport.
@@ -104,12 +123,58 @@ func New(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config) (*Transpor
 		return nil, err
 	}
 	b.Log = b.Log.With("transport_name", cfg.TransportName)
+	n := cfg.MaxPendingPublishes
+	if n < 1 {
+		n = 256 // a Config that skipped ValidateBase
+	}
 	return &Transport{
 		Base:    b,
 		cfg:     cfg,
 		inbound: deps.Names.Inbound(cfg.TransportName),
 		event:   deps.Names.Event(cfg.TransportName),
+		pending: make(chan struct{}, n),
 	}, nil
+}
+
+// acquire takes a publish slot, waiting while max_pending_publishes
+// publishes are in progress (the caller, a socket's reader, waits with
+// it: that is the backpressure).
+func (t *Transport) acquire(ctx context.Context) error {
+	select {
+	case t.pending <- struct{}{}:
+	default:
+		if !t.blocked.Swap(true) {
+			t.Log.Warn("publishing is blocked (Kafka slow or unreachable?): max_pending_publishes reached; reading from clients waits",
+				"max_pending_publishes", cap(t.pending))
+		}
+		t.Count("publish_waits", 1)
+		select {
+		case t.pending <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n := int64(len(t.pending))
+	for {
+		m := t.maxPending.Load()
+		if n <= m || t.maxPending.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return nil
+}
+
+func (t *Transport) release() {
+	<-t.pending
+	if len(t.pending) == 0 && t.blocked.Swap(false) {
+		t.Log.Info("publishing flows again")
+	}
+}
+
+// PendingPublishes returns the publishes in progress now and the most
+// there ever were at once (never more than max_pending_publishes).
+func (t *Transport) PendingPublishes() (now, most int) {
+	return len(t.pending), int(t.maxPending.Load())
 }
 
 // TransportName is the transport's name.
@@ -137,6 +202,10 @@ func (t *Transport) PublishMessage(ctx context.Context, m *schemas.UserMessage) 
 	if err != nil || out == nil {
 		return err
 	}
+	if err := t.acquire(ctx); err != nil {
+		return err
+	}
+	defer t.release()
 	if err := worker.Produce(ctx, t.Base, t.Deps.Codecs.UserMessage, t.inbound, topology.InboundKey(out), out); err != nil {
 		return err
 	}
@@ -162,6 +231,10 @@ func (t *Transport) PublishEvent(ctx context.Context, e *schemas.Event) error {
 	if err != nil || out == nil {
 		return err
 	}
+	if err := t.acquire(ctx); err != nil {
+		return err
+	}
+	defer t.release()
 	if err := worker.Produce(ctx, t.Base, t.Deps.Codecs.Event, t.event, topology.EventKey(out), out); err != nil {
 		return err
 	}
