@@ -72,8 +72,16 @@ workers:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := p.codecs.UserMessage.Register(ctx, "sms.inbound"); err != nil {
-		t.Fatal(err)
+	// The topics may exist before the broker's registry answers.
+	for {
+		err := p.codecs.UserMessage.Register(ctx, "sms.inbound")
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return p
 }
