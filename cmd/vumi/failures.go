@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/processors/failures"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -167,12 +168,12 @@ func failuresCommand() *command {
 					if err != nil {
 						return err
 					}
-					if err := cl.ProduceSync(ctx, &kgo.Record{Topic: target, Key: topology.OutboundKey(m), Value: v}).FirstErr(); err != nil {
+					if err := kafka.ProduceSync(ctx, cl, &kgo.Record{Topic: target, Key: topology.OutboundKey(m), Value: v}); err != nil {
 						return fmt.Errorf("retry %s to %s: %w", f.FailureID, target, err)
 					}
 				}
 				// Remove it from the dead letters: a tombstone.
-				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(f.FailureID)}).FirstErr(); err != nil {
+				if err := kafka.ProduceSync(ctx, cl, &kgo.Record{Topic: topic, Key: []byte(f.FailureID)}); err != nil {
 					return fmt.Errorf("remove %s from %s: %w", f.FailureID, topic, err)
 				}
 				verb := "discarded"

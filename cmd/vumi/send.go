@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -90,11 +91,10 @@ func sendCommand() *command {
 			if *key != "" {
 				rec.Key = []byte(*key)
 			}
-			res := cl.ProduceSync(ctx, rec)
-			if err := res.FirstErr(); err != nil {
+			if err := kafka.ProduceSync(ctx, cl, rec); err != nil {
 				return fmt.Errorf("%s:%d: produce to %s: %w", name, raw.line, *topic, err)
 			}
-			r := res[0].Record
+			r := rec
 			fmt.Fprintf(e.stdout, "sent %s to %s partition %d offset %d (%d of %d)\n", id, r.Topic, r.Partition, r.Offset, i+1, len(msgs))
 		}
 		return nil

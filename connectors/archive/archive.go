@@ -23,6 +23,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -61,6 +63,13 @@ type Archiver struct {
 	hardStop    bool
 	afterRename func(path string) error
 	now         func() time.Time
+	// createFile, when set, opens archive files instead of os.OpenFile
+	// (tests inject a full disk with it).
+	createFile func(name string) (File, error)
+
+	// degraded is set when archive files could not be written, until a
+	// file is written again (kept across the supervisor's restarts).
+	degraded atomic.Bool
 }
 
 // topicInfo is what a consumed topic is in the archive.
@@ -152,11 +161,44 @@ func (a *Archiver) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return st.stop(cl)
 			}
+			// Nothing unwritten was committed: the open files are
+			// dropped and the worker restarts (with the supervisor's
+			// backoff) from the last committed offsets, until files can
+			// be written again.
+			a.writeFailed(ctx, b, err)
 			st.closeAbandon()
 			cl.Close()
 			return fmt.Errorf("archiver %s: %w", a.spec.Name, err)
 		}
 	}
+}
+
+// writeFailed reports the archiver degraded (status event "disk_full" when
+// the disk is full, "write_failed" otherwise) once per outage.
+func (a *Archiver) writeFailed(ctx context.Context, b *worker.Base, err error) {
+	b.Count("write_errors", 1)
+	if a.degraded.Swap(true) {
+		return
+	}
+	typ, msg := "write_failed", "Archive files cannot be written; records are not committed and will be archived once they can: "
+	if errors.Is(err, syscall.ENOSPC) {
+		typ, msg = "disk_full", "The archive's disk is full; records are not committed and will be archived once there is room: "
+	}
+	_ = b.PublishStatus(context.WithoutCancel(ctx), "", &schemas.Status{
+		Component: "archive", Status: schemas.StatusDegraded, Type: typ, Message: msg + err.Error(),
+		Details: schemas.Metadata{"directory": a.cfg.Directory},
+	})
+}
+
+// written reports recovery after a degraded spell, when a file was written.
+func (a *Archiver) written(ctx context.Context, b *worker.Base) {
+	if !a.degraded.Swap(false) {
+		return
+	}
+	_ = b.PublishStatus(context.WithoutCancel(ctx), "", &schemas.Status{
+		Component: "archive", Status: schemas.StatusOK, Type: "write_recovered", Message: "Archive files are written again",
+		Details: schemas.Metadata{"directory": a.cfg.Directory},
+	})
 }
 
 // stop ends Run after ctx was cancelled: a clean stop finishes the open
@@ -318,7 +360,7 @@ func (s *state) add(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
 	}
 	seg := p.open[date]
 	if seg == nil {
-		seg, err = openSegment(Dir(s.a.cfg.Directory, p.info.kind, p.info.transport, date), r.Partition, r.Offset, p.info.kind == KindEvent, s.a.cfg, s.a.now())
+		seg, err = openSegment(Dir(s.a.cfg.Directory, p.info.kind, p.info.transport, date), r.Partition, r.Offset, p.info.kind == KindEvent, s.a.cfg, s.a.now(), s.a.createFile)
 		if err != nil {
 			return err
 		}
@@ -361,6 +403,7 @@ func (s *state) roll(ctx context.Context, cl *kgo.Client, k tpKey, p *partState)
 		}
 		p.archived[date] = seg.last
 		s.b.Count("files_written", 1)
+		s.a.written(ctx, s.b)
 		s.log.Debug("archive file written", "path", path, "rows_first_offset", seg.first, "rows_last_offset", seg.last, "bytes", seg.bytes)
 		if s.a.afterRename != nil {
 			if err := s.a.afterRename(path); err != nil {

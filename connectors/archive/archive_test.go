@@ -63,6 +63,7 @@ func newEnv(t *testing.T) *env {
 type hooks struct {
 	hardStop    bool
 	afterRename func(a *Archiver, path string) error
+	createFile  func(name string) (File, error)
 }
 
 // run starts the archiver with extra config lines; the returned stop
@@ -79,6 +80,7 @@ func (e *env) run(extra string, h hooks) (stop func() error) {
 		}
 		a := w.(*Archiver)
 		a.hardStop = h.hardStop
+		a.createFile = h.createFile
 		if h.afterRename != nil {
 			a.afterRename = func(path string) error { return h.afterRename(a, path) }
 		}

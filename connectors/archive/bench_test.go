@@ -29,7 +29,7 @@ func BenchmarkSegment(b *testing.B) {
 	b.ResetTimer()
 	for n := 0; b.Loop(); n++ {
 		dir := Dir(cfg.Directory, KindInbound, "sms", fmt.Sprintf("d%d", n))
-		seg, err := openSegment(dir, 0, 0, false, cfg, time.Now())
+		seg, err := openSegment(dir, 0, 0, false, cfg, time.Now(), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -139,19 +140,35 @@ type segment struct {
 	opened     time.Time
 	groupRows  int
 	maxGroup   int
-	f          *os.File
+	f          File
 	msgs       *parquet.GenericWriter[MessageRow]
 	events     *parquet.GenericWriter[EventRow]
 	pendingMsg []MessageRow
 	pendingEv  []EventRow
 }
 
-func openSegment(dir string, partition int32, first int64, event bool, cfg *Config, now time.Time) (*segment, error) {
+// File is what an archive file is written through: an *os.File, or in
+// tests a wrapper that fails as a full disk does.
+type File interface {
+	io.Writer
+	Sync() error
+	Close() error
+	Name() string
+}
+
+func createFile(name string) (File, error) {
+	return os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+}
+
+func openSegment(dir string, partition int32, first int64, event bool, cfg *Config, now time.Time, create func(string) (File, error)) (*segment, error) {
 	created, err := mkdirAll(dir)
 	if err != nil {
 		return nil, fmt.Errorf("create archive directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, tempName(partition, first)), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if create == nil {
+		create = createFile
+	}
+	f, err := create(filepath.Join(dir, tempName(partition, first)))
 	if err != nil {
 		return nil, fmt.Errorf("create archive file: %w", err)
 	}

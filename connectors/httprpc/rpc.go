@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
 )
@@ -87,17 +88,12 @@ func newForwarder(ctx context.Context, s *Server) (*forwarder, error) {
 }
 
 func (f *forwarder) close() {
-	// Leave: a tombstone tells the others at once.
-	// Wait for it at most 5 s: with Kafka unreachable even ProduceSync with
-	// a deadline was seen to block.
+	// Leave: a tombstone tells the others at once. Wait for it at most
+	// 5 s (kafka.ProduceSync returns at its deadline even when Kafka is
+	// unreachable).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	done := make(chan struct{})
-	f.cl.Produce(ctx, &kgo.Record{Topic: f.presence, Key: []byte(f.s.instance)}, func(*kgo.Record, error) { close(done) })
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	_ = kafka.ProduceSync(ctx, f.cl, &kgo.Record{Topic: f.presence, Key: []byte(f.s.instance)})
 	f.cl.Close()
 }
 
@@ -142,7 +138,7 @@ func (f *forwarder) forward(ctx context.Context, target string, m *schemas.UserM
 	if err != nil {
 		return worker.Permanent(err)
 	}
-	if err := f.cl.ProduceSync(ctx, &kgo.Record{Topic: f.rpc, Key: []byte(target), Value: v}).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, f.cl, &kgo.Record{Topic: f.rpc, Key: []byte(target), Value: v}); err != nil {
 		return worker.Temporary(fmt.Errorf("forward reply to instance %s: %w", target, err))
 	}
 	f.s.Count("replies_forwarded", 1)

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -300,7 +301,7 @@ func (h *handler) respondWithPending(ctx context.Context, r *httprpc.Request, ac
 	respond(r, h.s, payload)
 	topic := h.s.Deps.Names.Prefix + QueueTopic(h.cfg.TransportName)
 	for _, m := range pending {
-		if err := h.q.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(acct.id + "/" + m.MessageID)}).FirstErr(); err != nil {
+		if err := kafka.ProduceSync(ctx, h.q, &kgo.Record{Topic: topic, Key: []byte(acct.id + "/" + m.MessageID)}); err != nil {
 			h.s.Log.Error("queued message not removed; the phone may get it twice", "message_id", m.MessageID, "error", err)
 		}
 		if err := h.s.PublishAck(ctx, m.MessageID, m.MessageID); err != nil {
@@ -325,7 +326,7 @@ func (h *handler) HandleReply(ctx context.Context, s *httprpc.Server, m *schemas
 		return worker.Permanent(err)
 	}
 	topic := s.Deps.Names.Prefix + QueueTopic(h.cfg.TransportName)
-	if err := h.q.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(acct.id + "/" + m.MessageID), Value: v}).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, h.q, &kgo.Record{Topic: topic, Key: []byte(acct.id + "/" + m.MessageID), Value: v}); err != nil {
 		return worker.Temporary(fmt.Errorf("queue outbound message: %w", err))
 	}
 	// Make it visible to this instance's next poll at once (unless the

@@ -12,10 +12,14 @@ import (
 	"hash/maphash"
 	"regexp"
 	"runtime/debug"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/middleware"
@@ -39,7 +43,13 @@ type Config struct {
 	RateLimitCount int `yaml:"rate_limit_count"`
 	// RateLimitWindow is the window of RateLimitCount; default 1s.
 	RateLimitWindow time.Duration `yaml:"rate_limit_window"`
-	worker.Common   `yaml:",inline"`
+	// MaxPendingPublishes caps the inbound messages and events being
+	// published at once. When Kafka is slow or unreachable, a transport
+	// that reads from sockets (telnet, SMPP, XMPP, IRC) blocks in
+	// PublishMessage at the cap and so stops reading from its sockets,
+	// instead of buffering what it reads without limit. Default 256.
+	MaxPendingPublishes int `yaml:"max_pending_publishes"`
+	worker.Common       `yaml:",inline"`
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -66,6 +76,12 @@ func (c *Config) ValidateBase() error {
 	}
 	if c.RateLimitWindow < 0 {
 		return fmt.Errorf("key rate_limit_window: must be positive, got %s", c.RateLimitWindow)
+	}
+	if c.MaxPendingPublishes == 0 {
+		c.MaxPendingPublishes = 256
+	}
+	if c.MaxPendingPublishes < 1 {
+		return fmt.Errorf("key max_pending_publishes: must be at least 1, got %d", c.MaxPendingPublishes)
 	}
 	c.Common.Defaults()
 	return nil
@@ -115,6 +131,12 @@ type Transport struct {
 	// polling is Run's context: a message waiting for the rate limit
 	// gives up when it is cancelled (and is consumed again later).
 	polling context.Context
+
+	// pending holds one slot per publish in progress (the cap is its
+	// capacity); maxPending is the most ever held at once.
+	pending    chan struct{}
+	maxPending atomic.Int64
+	blocked    atomic.Bool
 }
 
 // New builds the base of a transport.
@@ -124,17 +146,63 @@ func New(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config) (*Transpor
 		return nil, err
 	}
 	b.Log = b.Log.With("transport_name", cfg.TransportName)
+	n := cfg.MaxPendingPublishes
+	if n < 1 {
+		n = 256 // a Config that skipped ValidateBase
+	}
 	t := &Transport{
 		Base:    b,
 		cfg:     cfg,
 		inbound: deps.Names.Inbound(cfg.TransportName),
 		event:   deps.Names.Event(cfg.TransportName),
 		polling: context.Background(),
+		pending: make(chan struct{}, n),
 	}
 	if cfg.RateLimitCount > 0 {
 		t.limit = &limiter{n: cfg.RateLimitCount, window: cfg.RateLimitWindow}
 	}
 	return t, nil
+}
+
+// acquire takes a publish slot, waiting while max_pending_publishes
+// publishes are in progress (the caller, a socket's reader, waits with
+// it: that is the backpressure).
+func (t *Transport) acquire(ctx context.Context) error {
+	select {
+	case t.pending <- struct{}{}:
+	default:
+		if !t.blocked.Swap(true) {
+			t.Log.Warn("publishing is blocked (Kafka slow or unreachable?): max_pending_publishes reached; reading from clients waits",
+				"max_pending_publishes", cap(t.pending))
+		}
+		t.Count("publish_waits", 1)
+		select {
+		case t.pending <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n := int64(len(t.pending))
+	for {
+		m := t.maxPending.Load()
+		if n <= m || t.maxPending.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return nil
+}
+
+func (t *Transport) release() {
+	<-t.pending
+	if len(t.pending) == 0 && t.blocked.Swap(false) {
+		t.Log.Info("publishing flows again")
+	}
+}
+
+// PendingPublishes returns the publishes in progress now and the most
+// there ever were at once (never more than max_pending_publishes).
+func (t *Transport) PendingPublishes() (now, most int) {
+	return len(t.pending), int(t.maxPending.Load())
 }
 
 // TransportName is the transport's name.
@@ -162,6 +230,10 @@ func (t *Transport) PublishMessage(ctx context.Context, m *schemas.UserMessage) 
 	if err != nil || out == nil {
 		return err
 	}
+	if err := t.acquire(ctx); err != nil {
+		return err
+	}
+	defer t.release()
 	if err := worker.Produce(ctx, t.Base, t.Deps.Codecs.UserMessage, t.inbound, topology.InboundKey(out), out); err != nil {
 		return err
 	}
@@ -187,6 +259,10 @@ func (t *Transport) PublishEvent(ctx context.Context, e *schemas.Event) error {
 	if err != nil || out == nil {
 		return err
 	}
+	if err := t.acquire(ctx); err != nil {
+		return err
+	}
+	defer t.release()
 	if err := worker.Produce(ctx, t.Base, t.Deps.Codecs.Event, t.event, topology.EventKey(out), out); err != nil {
 		return err
 	}
@@ -241,13 +317,24 @@ func (t *Transport) SendFailure(ctx context.Context, rec *kgo.Record, m *schemas
 // "<prefix>transport.<transport_name>" and gives each message to h until
 // ctx is cancelled; it also publishes heartbeats. Messages with the same
 // key (the end user's address) are handled in order; different keys run
-// concurrently, at most amqp_prefetch_count at a time. A poll's offsets are
-// committed only when every message of it was handled: handled means sent,
-// or published to <transport_name>.failures with its reason. On
-// cancellation the in-flight messages finish first.
+// concurrently, at most amqp_prefetch_count at a time. Polling goes on
+// while messages are being handled (a slow message does not hold back the
+// next poll), and offsets are committed as messages finish: a partition's
+// offset moves past a message only once it and every message before it in
+// the partition were handled (sent, or published to
+// <transport_name>.failures with the reason). On cancellation the
+// in-flight messages finish and are committed first.
 func (t *Transport) Run(ctx context.Context, h Handler) error {
 	topic := t.Deps.Names.Outbound(t.cfg.TransportName)
 	group := t.Deps.Names.Prefix + "transport." + t.cfg.TransportName
+	tr := newTracker()
+	var cl *kgo.Client
+	// A revoked partition's messages in flight finish and are committed
+	// before another instance takes it over.
+	revoked := func(rctx context.Context, c *kgo.Client, _ map[string][]int32) {
+		tr.waitIdle()
+		t.commit(rctx, c, tr)
+	}
 	cl, err := kgo.NewClient(append(t.Deps.KafkaOpts(t.Name+".outbound"),
 		kgo.ConsumerGroup(group),
 		// A crashed instance's partitions move on after 10 s, not the
@@ -256,7 +343,7 @@ func (t *Transport) Run(ctx context.Context, h Handler) error {
 		kgo.HeartbeatInterval(2*time.Second),
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(revoked),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)...)
@@ -279,60 +366,256 @@ func (t *Transport) Run(ctx context.Context, h Handler) error {
 	// Handling uses its own context: cancelling ctx stops polling, while
 	// the messages already taken finish.
 	work := context.WithoutCancel(ctx)
+	limit := t.cfg.AmqpPrefetchCount
+	slots := make(chan struct{}, limit)
+	var (
+		fatalMu sync.Mutex
+		fatal   error
+	)
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	// One lane per key hash, each handling its messages in order.
 	seed := maphash.MakeSeed()
-	lanes := t.cfg.AmqpPrefetchCount
+	lanes := make([]chan *kgo.Record, limit)
+	var lanesWG sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan *kgo.Record, limit)
+		lanesWG.Add(1)
+		go func() {
+			defer lanesWG.Done()
+			for r := range lanes[i] {
+				stopped := false
+				select {
+				case <-failed:
+					stopped = true // after a fatal error nothing more is handled
+				default:
+				}
+				if !stopped {
+					if err := t.handle(work, h, r); err != nil {
+						fatalMu.Lock()
+						fatal = errors.Join(fatal, err)
+						fatalMu.Unlock()
+						failOnce.Do(func() { close(failed) })
+					} else {
+						tr.done(r)
+					}
+				}
+				tr.finish(r)
+				<-slots
+			}
+		}()
+	}
+	stopLanes := func() {
+		for _, l := range lanes {
+			close(l)
+		}
+		lanesWG.Wait()
+	}
+	// Commit what is finished, every 100 ms.
+	commitCtx, stopCommits := context.WithCancel(work)
+	commitsDone := make(chan struct{})
+	go func() {
+		defer close(commitsDone)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-commitCtx.Done():
+				return
+			case <-tick.C:
+				t.commit(commitCtx, cl, tr)
+			}
+		}
+	}()
+	finish := func() error {
+		stopLanes()
+		stopCommits()
+		<-commitsDone
+		t.commit(work, cl, tr)
+		fatalMu.Lock()
+		defer fatalMu.Unlock()
+		if fatal != nil {
+			// A record could be neither handled nor sent to failures
+			// (e.g. Kafka unreachable): it is not committed; stop so that
+			// the supervisor restarts us and it is redelivered.
+			return fmt.Errorf("transport %s: %w", t.cfg.TransportName, fatal)
+		}
+		return nil
+	}
+
+	// A fatal error stops a poll waiting for records.
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	go func() {
+		select {
+		case <-failed:
+			stopPolling()
+		case <-pollCtx.Done():
+		}
+	}()
 	for {
-		fetches := cl.PollRecords(ctx, t.cfg.AmqpPrefetchCount)
-		if ctx.Err() != nil {
-			cl.AllowRebalance()
-			return nil
+		// Wait for a free slot before polling: at most limit messages
+		// are in flight.
+		select {
+		case slots <- struct{}{}:
+			<-slots
+		case <-ctx.Done():
+			return finish()
+		case <-failed:
+			return finish()
+		}
+		free := limit - len(slots)
+		fetches := cl.PollRecords(pollCtx, max(free, 1))
+		if pollCtx.Err() != nil {
+			return finish()
+		}
+		select {
+		case <-failed:
+			return finish()
+		default:
 		}
 		fetches.EachError(func(tp string, p int32, err error) {
 			t.Log.Error("fetch error", "topic", tp, "partition", p, "error", err)
 		})
-		recs := fetches.Records()
-		if len(recs) == 0 {
-			cl.AllowRebalance()
-			continue
-		}
-		// Split into lanes by key so each user's messages stay in order.
-		byLane := make([][]*kgo.Record, lanes)
-		for _, r := range recs {
-			i := int(maphash.Bytes(seed, r.Key) % uint64(lanes))
-			byLane[i] = append(byLane[i], r)
-		}
-		var wg sync.WaitGroup
-		var fatal error
-		var mu sync.Mutex
-		for _, lane := range byLane {
-			if len(lane) == 0 {
-				continue
+		for _, r := range fetches.Records() {
+			select {
+			case slots <- struct{}{}:
+			case <-failed:
+				return finish()
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for _, r := range lane {
-					if err := t.handle(work, h, r); err != nil {
-						mu.Lock()
-						fatal = errors.Join(fatal, err)
-						mu.Unlock()
+			tr.start(r)
+			lanes[int(maphash.Bytes(seed, r.Key)%uint64(limit))] <- r
+		}
+	}
+}
+
+// commit commits, per partition, the offset past the longest run of
+// handled messages.
+func (t *Transport) commit(ctx context.Context, cl *kgo.Client, tr *tracker) {
+	offsets := tr.ready()
+	if len(offsets) == 0 {
+		return
+	}
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			for _, tp := range resp.Topics {
+				for _, p := range tp.Partitions {
+					if e := kerr.ErrorForCode(p.ErrorCode); e != nil && err == nil {
+						err = e
 					}
 				}
-			}()
+			}
 		}
-		wg.Wait()
-		if fatal != nil {
-			// A record could be neither handled nor sent to failures
-			// (e.g. Kafka unreachable): do not commit; stop so that the
-			// supervisor restarts us and the records are redelivered.
-			cl.AllowRebalance()
-			return fmt.Errorf("transport %s: %w", t.cfg.TransportName, fatal)
-		}
-		if err := cl.CommitRecords(work, recs...); err != nil {
+		if err != nil && ctx.Err() == nil {
 			t.Log.Warn("commit failed; messages may be redelivered", "error", err)
 		}
-		cl.AllowRebalance()
+	})
+}
+
+// tracker follows the outbound records in flight per partition, so that
+// offsets are committed only up to the first one not yet handled.
+type tracker struct {
+	mu    sync.Mutex
+	parts map[tpart]*partTrack
+	busy  int
+	idle  *sync.Cond
+}
+
+type tpart struct {
+	topic     string
+	partition int32
+}
+
+type partTrack struct {
+	inflight []*kgo.Record // in offset order
+	handled  map[int64]bool
+	commit   *kgo.Record // the last record of the handled prefix, not yet committed
+}
+
+func newTracker() *tracker {
+	tr := &tracker{parts: map[tpart]*partTrack{}}
+	tr.idle = sync.NewCond(&tr.mu)
+	return tr
+}
+
+func (tr *tracker) start(r *kgo.Record) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	k := tpart{r.Topic, r.Partition}
+	p := tr.parts[k]
+	if p == nil {
+		p = &partTrack{handled: map[int64]bool{}}
+		tr.parts[k] = p
 	}
+	tr.busy++
+	// Offsets grow within a partition, except when a partition comes
+	// back after it was lost and is read again from its committed
+	// offset: keep the list sorted, each offset once (a record read twice
+	// is handled when either copy is).
+	n := len(p.inflight)
+	if n == 0 || p.inflight[n-1].Offset < r.Offset {
+		p.inflight = append(p.inflight, r)
+		return
+	}
+	i := sort.Search(n, func(i int) bool { return p.inflight[i].Offset >= r.Offset })
+	if i < n && p.inflight[i].Offset == r.Offset {
+		return
+	}
+	p.inflight = append(p.inflight, nil)
+	copy(p.inflight[i+1:], p.inflight[i:])
+	p.inflight[i] = r
+}
+
+// done marks r handled (committable).
+func (tr *tracker) done(r *kgo.Record) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	p := tr.parts[tpart{r.Topic, r.Partition}]
+	p.handled[r.Offset] = true
+	for len(p.inflight) > 0 && p.handled[p.inflight[0].Offset] {
+		p.commit = p.inflight[0]
+		delete(p.handled, p.inflight[0].Offset)
+		p.inflight = p.inflight[1:]
+	}
+}
+
+// finish says r is no longer being worked on (handled or not).
+func (tr *tracker) finish(*kgo.Record) {
+	tr.mu.Lock()
+	tr.busy--
+	if tr.busy == 0 {
+		tr.idle.Broadcast()
+	}
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) waitIdle() {
+	tr.mu.Lock()
+	for tr.busy > 0 {
+		tr.idle.Wait()
+	}
+	tr.mu.Unlock()
+}
+
+// ready returns the offsets to commit and forgets them.
+func (tr *tracker) ready() map[string]map[int32]kgo.EpochOffset {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out map[string]map[int32]kgo.EpochOffset
+	for k, p := range tr.parts {
+		if p.commit == nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]map[int32]kgo.EpochOffset{}
+		}
+		if out[k.topic] == nil {
+			out[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		out[k.topic][k.partition] = kgo.EpochOffset{Epoch: p.commit.LeaderEpoch, Offset: p.commit.Offset + 1}
+		p.commit = nil
+	}
+	return out
 }
 
 // handle decodes one outbound record, runs the consume middleware and the

@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -318,7 +319,7 @@ func (e *Env) SendOutbound(m *schemas.UserMessage) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.producer.ProduceSync(context.Background(), &kgo.Record{Topic: e.TransportName + ".outbound", Key: topology.OutboundKey(m), Value: v}).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(context.Background(), e.producer, &kgo.Record{Topic: e.TransportName + ".outbound", Key: topology.OutboundKey(m), Value: v}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -108,6 +108,10 @@ func BenchmarkPipeline(b *testing.B) {
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}, Timeout: 60 * time.Second}
 
 	ev := startEventWatch(b, c)
+	var st *stageWatch
+	if os.Getenv("PIPELINE_STAGES") != "" {
+		st = startStageWatch(b, c, "api.sends", "api.outbound", "smpp.outbound")
+	}
 	post := func(i int) (string, error) {
 		body := fmt.Sprintf(`{"to_addr": "+2776%07d", "content": "benchmark message %d"}`, i%10000, i)
 		req, _ := http.NewRequest(http.MethodPost, base, strings.NewReader(body))
@@ -215,6 +219,21 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	reportPercentiles(b, "http", answered)
+	if st != nil {
+		// Broker timestamps of each hop (CreateTime: when its producer
+		// made the record), from the moment the POST was due.
+		for _, topic := range st.topics {
+			var ds []time.Duration
+			st.mu.Lock()
+			for i, id := range ids {
+				if at, ok := st.at[topic][id]; ok {
+					ds = append(ds, at.Sub(due[i]))
+				}
+			}
+			st.mu.Unlock()
+			reportPercentiles(b, topic, ds)
+		}
+	}
 	reportPercentiles(b, "smsc", atSMSC)
 	reportPercentiles(b, "ack", acks)
 	reportPercentiles(b, "dr", drs)
@@ -354,6 +373,47 @@ func (w *eventWatch) waitFor(b *testing.B, ids []string, within time.Duration) t
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stageWatch records, per topic, the timestamp of each message's record.
+type stageWatch struct {
+	topics []string
+	mu     sync.Mutex
+	at     map[string]map[string]time.Time
+}
+
+func startStageWatch(b *testing.B, c *cluster, topics ...string) *stageWatch {
+	w := &stageWatch{topics: topics, at: map[string]map[string]time.Time{}}
+	for _, t := range topics {
+		w.at[t] = map[string]time.Time{}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.Cleanup(func() { cancel(); <-done; cl.Close() })
+	go func() {
+		defer close(done)
+		for {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				var m schemas.UserMessage
+				if err := c.codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
+					return
+				}
+				w.mu.Lock()
+				w.at[r.Topic][m.MessageID] = r.Timestamp
+				w.mu.Unlock()
+			})
+		}
+	}()
+	return w
 }
 
 // usage measures the process's CPU time (getrusage) and samples its peak

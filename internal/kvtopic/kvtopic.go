@@ -15,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vumi-kafka/vumi/internal/kafka"
 )
 
 type entry struct {
@@ -41,7 +43,7 @@ type Store struct {
 // Open loads topic (which must exist) to its end and starts following it.
 // opts are the cluster's client options (seeds, TLS, SASL).
 func Open(ctx context.Context, topic string, opts []kgo.Opt, log *slog.Logger) (*Store, error) {
-	prod, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.ProducerLinger(0))...)
+	prod, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.ProducerLinger(0), kgo.RecordDeliveryTimeout(kafka.DefaultProduceTimeout))...)
 	if err != nil {
 		return nil, fmt.Errorf("kvtopic %s: producer: %w", topic, err)
 	}
@@ -181,7 +183,7 @@ func (s *Store) Delete(ctx context.Context, key string) error { return s.write(c
 
 func (s *Store) write(ctx context.Context, key string, val []byte) error {
 	r := &kgo.Record{Topic: s.topic, Key: []byte(key), Value: val}
-	if err := s.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, s.prod, r); err != nil {
 		return fmt.Errorf("kvtopic %s: write %q: %w", s.topic, key, err)
 	}
 	s.mu.Lock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -324,7 +325,7 @@ func (p *KafkaPublisher) PublishDatapoints(ctx context.Context, dps []*schemas.M
 		}
 		recs = append(recs, &kgo.Record{Topic: p.Topic, Key: []byte(dp.Name), Value: v})
 	}
-	if err := p.Client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, p.Client, recs...); err != nil {
 		return fmt.Errorf("metrics: produce to %s: %w", p.Topic, err)
 	}
 	return nil

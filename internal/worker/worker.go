@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/metrics"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -175,7 +176,7 @@ func Produce[T any](ctx context.Context, b *Base, c *schemas.Codec[T], topic str
 	if err != nil {
 		return Permanent(fmt.Errorf("encode for %s: %w", topic, err))
 	}
-	if err := b.Client.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: val}).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, b.Client, &kgo.Record{Topic: topic, Key: key, Value: val}); err != nil {
 		return Temporary(fmt.Errorf("produce to %s: %w", topic, err))
 	}
 	return nil

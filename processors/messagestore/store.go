@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/endpoint"
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/tagpool"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -299,7 +300,7 @@ func (s *Store) command(ctx context.Context, c *tagpool.Command) (tagpool.Result
 		delete(s.waiters, c.ID)
 		s.mu.Unlock()
 	}()
-	if err := s.Client.ProduceSync(ctx, &kgo.Record{Topic: s.pools, Key: []byte(c.Pool), Value: b}).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, s.Client, &kgo.Record{Topic: s.pools, Key: []byte(c.Pool), Value: b}); err != nil {
 		return tagpool.Result{}, fmt.Errorf("publish tag-pool command: %w", err)
 	}
 	select {
@@ -316,7 +317,7 @@ func (s *Store) putBatch(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Client.ProduceSync(ctx, &kgo.Record{Topic: s.batches, Key: []byte(b.ID), Value: v}).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, s.Client, &kgo.Record{Topic: s.batches, Key: []byte(b.ID), Value: v}); err != nil {
 		return fmt.Errorf("publish batch: %w", err)
 	}
 	return s.waitUntil(ctx, func() bool {

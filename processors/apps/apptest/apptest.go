@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -255,7 +256,7 @@ func (p *Producer) InboundTo(t testing.TB, topic string, msgs ...*schemas.UserMe
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: topology.InboundKey(m), Value: v}).FirstErr(); err != nil {
+		if err := kafka.ProduceSync(context.Background(), p.cl, &kgo.Record{Topic: topic, Key: topology.InboundKey(m), Value: v}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,7 +270,7 @@ func (p *Producer) Events(t testing.TB, evs ...*schemas.Event) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.cl.ProduceSync(context.Background(), &kgo.Record{Topic: "sms.event", Key: topology.EventKey(e), Value: v}).FirstErr(); err != nil {
+		if err := kafka.ProduceSync(context.Background(), p.cl, &kgo.Record{Topic: "sms.event", Key: topology.EventKey(e), Value: v}); err != nil {
 			t.Fatal(err)
 		}
 	}

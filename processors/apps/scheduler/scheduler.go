@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/app"
 	"github.com/vumi-kafka/vumi/processors/middleware"
@@ -380,7 +381,7 @@ func (s *scheduler) fire(runCtx context.Context, batch []*entry) {
 		tombs = append(tombs, &kgo.Record{Topic: s.topic, Key: []byte(e.key), Partition: e.part})
 	}
 	for {
-		if err := s.Client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		if err := kafka.ProduceSync(ctx, s.Client, recs...); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -391,7 +392,7 @@ func (s *scheduler) fire(runCtx context.Context, batch []*entry) {
 		break
 	}
 	s.Count("sent", int64(len(recs)))
-	if err := s.Client.ProduceSync(ctx, tombs...).FirstErr(); err != nil && ctx.Err() == nil {
+	if err := kafka.ProduceSync(ctx, s.Client, tombs...); err != nil && ctx.Err() == nil {
 		s.Log.Error("sent schedules not marked done; they may be sent again after a restart", "error", err)
 	}
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/kvtopic"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -162,7 +163,7 @@ func SessionTopic(worker, middlewareName string) string {
 type kafkaWriter struct{ cl *kgo.Client }
 
 func (k kafkaWriter) Write(ctx context.Context, topic string, key, value []byte) error {
-	if err := k.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}).FirstErr(); err != nil {
+	if err := kafka.ProduceSync(ctx, k.cl, &kgo.Record{Topic: topic, Key: key, Value: value}); err != nil {
 		return fmt.Errorf("produce to %s: %w", topic, err)
 	}
 	return nil
