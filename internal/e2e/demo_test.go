@@ -125,7 +125,7 @@ func TestTelnetEcho(t *testing.T) {
 		found = found || isListening(v)
 	}
 	if !found {
-		t.Errorf("no telnet listening status among %d status events; first: %s", len(st), mustJSON(t, st[0]))
+		t.Errorf("no telnet listening status among %d status events; first: %s", len(st), mustJSON(t, st[0].(*schemas.Status)))
 	}
 	// Heartbeats from both workers.
 	hb := c.collect(t, c.consumer(t, "vumi.heartbeat"), 30*time.Second, func(got []any) bool {
