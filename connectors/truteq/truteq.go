@@ -165,8 +165,9 @@ var (
 // Inbound work is spread over lanes keyed by the user's number, at most
 // laneDepth waiting per lane: a full lane stops the reader.
 const (
-	lanes     = 16
-	laneDepth = 4
+	lanes      = 16
+	laneDepth  = 4
+	readBuffer = 64 << 10
 )
 
 // Status components and types.
@@ -323,6 +324,12 @@ func (tr *Transport) session(ctx context.Context) bool {
 			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to the SSMI server: "+err.Error())
 		}
 		return false
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		// A modest fixed receive buffer: while Kafka blocks and the
+		// transport stops reading, the kernel holds little of the peer's
+		// data either (autotuning could grow it to many megabytes).
+		_ = tc.SetReadBuffer(readBuffer)
 	}
 	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
 	readDone := make(chan struct{})
@@ -598,7 +605,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 		}
 		session = ussdsession.Session{"ussd_code": text, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
 		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			pctx, cancel := tcpclient.PublishContext(ctx)
 			defer cancel()
 			return tr.sessions.Put(pctx, msisdn, session)
 		}); err != nil {
@@ -618,7 +625,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 		session = s
 	}
 	if ev == schemas.SessionClose {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		dctx, cancel := tcpclient.PublishContext(ctx)
 		err := tr.sessions.Delete(dctx, msisdn)
 		cancel()
 		if err != nil {
@@ -635,7 +642,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 	// while Kafka is unreachable until the transport stops.
 	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
 		m2 := *m
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		pctx, cancel := tcpclient.PublishContext(ctx)
 		defer cancel()
 		return tr.t.PublishMessage(pctx, &m2)
 	})
