@@ -183,9 +183,7 @@ type Transport struct {
 	log      *slog.Logger
 	sessions *ussdsession.Store
 
-	mu       sync.Mutex
-	cur      *conn
-	changed  chan struct{}
+	cur      tcpclient.Current[conn]
 	stopping chan struct{}
 }
 
@@ -218,7 +216,6 @@ func (tr *Transport) Run(ctx context.Context) error {
 	}
 	defer t.Close()
 	tr.t, tr.log = t, t.Log
-	tr.changed = make(chan struct{})
 	tr.stopping = make(chan struct{})
 	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.UssdSessionLifetime)*time.Second)
 	if err != nil {
@@ -275,20 +272,6 @@ func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ,
 	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
 }
 
-func (tr *Transport) set(c *conn) {
-	tr.mu.Lock()
-	tr.cur = c
-	close(tr.changed)
-	tr.changed = make(chan struct{})
-	tr.mu.Unlock()
-}
-
-func (tr *Transport) current() (*conn, <-chan struct{}) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.cur, tr.changed
-}
-
 // connectLoop keeps a logged-in connection, reconnecting with back-off.
 func (tr *Transport) connectLoop(ctx context.Context) {
 	bo := tcpclient.Backoff{
@@ -338,7 +321,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		tr.read(ctx, c)
 	}()
 	defer func() {
-		tr.set(nil)
+		tr.cur.Set(nil)
 		c.close(errors.New("stopping"))
 		<-readDone
 	}()
@@ -371,7 +354,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 	c.loggedIn.Store(true)
 	tr.log.Info("logged in to the SSMI server", "addr", tr.cfg.addr, "username", tr.cfg.Username)
 	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to the SSMI server")
-	tr.set(c)
+	tr.cur.Set(c)
 
 	period := time.Duration(tr.cfg.LinkCheckPeriod) * time.Second
 	tick := time.NewTicker(period)
@@ -379,7 +362,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			tr.set(nil)
+			tr.cur.Set(nil)
 			tr.logout(c)
 			return true
 		case <-c.closed:
@@ -402,7 +385,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn, wasUp bool) {
-	tr.set(nil)
+	tr.cur.Set(nil)
 	<-c.closed
 	msg := "Connection to the SSMI server lost"
 	if c.err != nil {
@@ -708,7 +691,7 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 	deadline := time.NewTimer(sendWait)
 	defer deadline.Stop()
 	for {
-		c, changed := tr.current()
+		c, changed := tr.cur.Get()
 		if c != nil {
 			if err := tr.write(c, line); err == nil {
 				tr.t.Count("sent", 1)
