@@ -154,6 +154,13 @@ func TestLoginAndFullSession(t *testing.T) {
 	if nack.EventType != schemas.EventNack || !strings.Contains(*nack.NackReason, "ISO-8859-1") {
 		t.Errorf("event for unencodable content %s", js(t, nack))
 	}
+	// The server's LOGOUT is reported as degraded; SEQ and DR are only logged.
+	srv.send(p, "SSMI,100,27830000004,12")
+	srv.send(p, "SSMI,199,10.0.0.1")
+	st := e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "remote_logout" }, within)
+	if st.Status != schemas.StatusDegraded || !strings.Contains(st.Message, "10.0.0.1") || st.Component != "ssmi" {
+		t.Errorf("remote logout status %+v", st)
+	}
 	if srv.connCount() != 1 {
 		t.Errorf("%d connections, want 1", srv.connCount())
 	}
