@@ -149,11 +149,12 @@ var (
 )
 
 const (
-	lanes     = 16
-	laneDepth = 4
-	component = "xml_over_tcp"
-	provider  = "mtn_nigeria"
-	metaKey   = "mtn_nigeria_ussd"
+	lanes      = 16
+	laneDepth  = 4
+	readBuffer = 64 << 10
+	component  = "xml_over_tcp"
+	provider   = "mtn_nigeria"
+	metaKey    = "mtn_nigeria_ussd"
 )
 
 // Error codes of the protocol.
@@ -393,6 +394,12 @@ func (tr *Transport) session(ctx context.Context) bool {
 			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to "+tr.cfg.addr+": "+err.Error())
 		}
 		return false
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		// A modest fixed receive buffer: while Kafka blocks and the
+		// transport stops reading, the kernel holds little of the peer's
+		// data either (autotuning could grow it to many megabytes).
+		_ = tc.SetReadBuffer(readBuffer)
 	}
 	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
 	readDone := make(chan struct{})
@@ -701,7 +708,7 @@ func (tr *Transport) retrying(what string) func(error, time.Duration) {
 }
 
 func bg(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	return tcpclient.PublishContext(ctx)
 }
 
 // handleData is Vumi's handle_raw_inbound_message.

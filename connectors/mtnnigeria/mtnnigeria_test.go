@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
+	"github.com/vumi-kafka/vumi/internal/kafkatest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -307,4 +309,52 @@ func TestConfig(t *testing.T) {
 	if cfg.EnquireLinkInterval != 30 || cfg.TimeoutPeriod != 30 || *cfg.UserTerminationResponse != "Session Ended" || cfg.SessionTimeoutPeriod != 600 {
 		t.Errorf("defaults %+v", cfg)
 	}
+}
+
+func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
+	srv := newFakeMTN(t, "root", "toor", "1029384756")
+	e := start(t, srv, "")
+	p := srv.loggedIn(0)
+	release := kafkatest.BlockProduce(e.Broker.Cluster())
+	// Far more than the socket buffers and the transport's lanes hold:
+	// the server can write it all only if the transport reads it all.
+	const n = 600
+	code := strings.Repeat("9", 16000)
+	var written atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			srv.ussd(p, fmt.Sprintf("%016d", i), "1", "2348030000000", "1", "0", code)
+			written.Add(1)
+		}
+	}()
+	select {
+	case <-done:
+		t.Fatalf("the server wrote all %d packets while Kafka refused every write: the transport read without limit", n)
+	case <-time.After(5 * time.Second):
+	}
+	stalled := written.Load()
+	release()
+	select {
+	case <-done:
+	case <-time.After(120 * time.Second):
+		t.Fatalf("the transport did not resume reading (%d of %d written)", written.Load(), n)
+	}
+	deadline := time.Now().Add(180 * time.Second)
+	for {
+		seen := map[string]bool{}
+		for _, m := range e.Inbound() {
+			meta, _ := m.TransportMetadata["mtn_nigeria_ussd"].(map[string]any)
+			seen[fmt.Sprint(meta["session_id"])] = true
+		}
+		if len(seen) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages published after Kafka came back", len(seen), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the server had written %d of %d packets when the transport stopped reading", stalled, n)
 }

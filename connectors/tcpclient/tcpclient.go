@@ -159,3 +159,15 @@ func (c *Current[T]) Get() (*T, <-chan struct{}) {
 	}
 	return c.cur, c.changed
 }
+
+// PublishContext bounds one attempt to publish what a peer sent: 30 s
+// while running, but only 5 s once ctx has ended, so that a worker
+// stopping while Kafka is unreachable drains its queued items quickly
+// (each one that cannot be published is logged by its caller).
+func PublishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := 30 * time.Second
+	if ctx.Err() != nil {
+		d = 5 * time.Second
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}

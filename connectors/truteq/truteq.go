@@ -165,8 +165,9 @@ var (
 // Inbound work is spread over lanes keyed by the user's number, at most
 // laneDepth waiting per lane: a full lane stops the reader.
 const (
-	lanes     = 16
-	laneDepth = 4
+	lanes      = 16
+	laneDepth  = 4
+	readBuffer = 64 << 10
 )
 
 // Status components and types.
@@ -182,9 +183,7 @@ type Transport struct {
 	log      *slog.Logger
 	sessions *ussdsession.Store
 
-	mu       sync.Mutex
-	cur      *conn
-	changed  chan struct{}
+	cur      tcpclient.Current[conn]
 	stopping chan struct{}
 }
 
@@ -217,7 +216,6 @@ func (tr *Transport) Run(ctx context.Context) error {
 	}
 	defer t.Close()
 	tr.t, tr.log = t, t.Log
-	tr.changed = make(chan struct{})
 	tr.stopping = make(chan struct{})
 	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.UssdSessionLifetime)*time.Second)
 	if err != nil {
@@ -274,20 +272,6 @@ func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ,
 	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
 }
 
-func (tr *Transport) set(c *conn) {
-	tr.mu.Lock()
-	tr.cur = c
-	close(tr.changed)
-	tr.changed = make(chan struct{})
-	tr.mu.Unlock()
-}
-
-func (tr *Transport) current() (*conn, <-chan struct{}) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.cur, tr.changed
-}
-
 // connectLoop keeps a logged-in connection, reconnecting with back-off.
 func (tr *Transport) connectLoop(ctx context.Context) {
 	bo := tcpclient.Backoff{
@@ -324,6 +308,12 @@ func (tr *Transport) session(ctx context.Context) bool {
 		}
 		return false
 	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		// A modest fixed receive buffer: while Kafka blocks and the
+		// transport stops reading, the kernel holds little of the peer's
+		// data either (autotuning could grow it to many megabytes).
+		_ = tc.SetReadBuffer(readBuffer)
+	}
 	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
 	readDone := make(chan struct{})
 	go func() {
@@ -331,7 +321,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		tr.read(ctx, c)
 	}()
 	defer func() {
-		tr.set(nil)
+		tr.cur.Set(nil)
 		c.close(errors.New("stopping"))
 		<-readDone
 	}()
@@ -364,7 +354,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 	c.loggedIn.Store(true)
 	tr.log.Info("logged in to the SSMI server", "addr", tr.cfg.addr, "username", tr.cfg.Username)
 	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to the SSMI server")
-	tr.set(c)
+	tr.cur.Set(c)
 
 	period := time.Duration(tr.cfg.LinkCheckPeriod) * time.Second
 	tick := time.NewTicker(period)
@@ -372,7 +362,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			tr.set(nil)
+			tr.cur.Set(nil)
 			tr.logout(c)
 			return true
 		case <-c.closed:
@@ -395,7 +385,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn, wasUp bool) {
-	tr.set(nil)
+	tr.cur.Set(nil)
 	<-c.closed
 	msg := "Connection to the SSMI server lost"
 	if c.err != nil {
@@ -598,7 +588,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 		}
 		session = ussdsession.Session{"ussd_code": text, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
 		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			pctx, cancel := tcpclient.PublishContext(ctx)
 			defer cancel()
 			return tr.sessions.Put(pctx, msisdn, session)
 		}); err != nil {
@@ -618,7 +608,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 		session = s
 	}
 	if ev == schemas.SessionClose {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		dctx, cancel := tcpclient.PublishContext(ctx)
 		err := tr.sessions.Delete(dctx, msisdn)
 		cancel()
 		if err != nil {
@@ -635,7 +625,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 	// while Kafka is unreachable until the transport stops.
 	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
 		m2 := *m
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		pctx, cancel := tcpclient.PublishContext(ctx)
 		defer cancel()
 		return tr.t.PublishMessage(pctx, &m2)
 	})
@@ -701,7 +691,7 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 	deadline := time.NewTimer(sendWait)
 	defer deadline.Stop()
 	for {
-		c, changed := tr.current()
+		c, changed := tr.cur.Get()
 		if c != nil {
 			if err := tr.write(c, line); err == nil {
 				tr.t.Count("sent", 1)

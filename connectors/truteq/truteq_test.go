@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
+	"github.com/vumi-kafka/vumi/internal/kafkatest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -151,6 +153,13 @@ func TestLoginAndFullSession(t *testing.T) {
 	nack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "not-latin1" }, within)
 	if nack.EventType != schemas.EventNack || !strings.Contains(*nack.NackReason, "ISO-8859-1") {
 		t.Errorf("event for unencodable content %s", js(t, nack))
+	}
+	// The server's LOGOUT is reported as degraded; SEQ and DR are only logged.
+	srv.send(p, "SSMI,100,27830000004,12")
+	srv.send(p, "SSMI,199,10.0.0.1")
+	st := e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "remote_logout" }, within)
+	if st.Status != schemas.StatusDegraded || !strings.Contains(st.Message, "10.0.0.1") || st.Component != "ssmi" {
+		t.Errorf("remote logout status %+v", st)
 	}
 	if srv.connCount() != 1 {
 		t.Errorf("%d connections, want 1", srv.connCount())
@@ -359,4 +368,52 @@ func TestConfig(t *testing.T) {
 	if err := dep.Validate(); err != nil || dep.addr != "example.org:1234" {
 		t.Errorf("deprecated host/port: %v %s", err, dep.addr)
 	}
+}
+
+func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
+	srv := newFakeSSMI(t, "vumi", "s3cret")
+	e := start(t, srv, "")
+	p := srv.loggedIn(0)
+	release := kafkatest.BlockProduce(e.Broker.Cluster())
+	// Far more than the socket buffers and the transport's lanes hold:
+	// the server can write it all only if the transport reads it all.
+	const n = 600
+	code := strings.Repeat("9", 16000)
+	var written atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			srv.ussd(p, fmt.Sprintf("2783%07d", i), "1", code)
+			written.Add(1)
+		}
+	}()
+	select {
+	case <-done:
+		t.Fatalf("the server wrote all %d messages (%d MB) while Kafka refused every write: the transport read without limit", n, n*16000>>20)
+	case <-time.After(5 * time.Second):
+	}
+	stalled := written.Load()
+	release()
+	select {
+	case <-done:
+	case <-time.After(120 * time.Second):
+		t.Fatalf("the transport did not resume reading (%d of %d written)", written.Load(), n)
+	}
+	// Nothing is lost: every message arrives once Kafka takes writes again.
+	deadline := time.Now().Add(180 * time.Second)
+	for {
+		seen := map[string]bool{}
+		for _, m := range e.Inbound() {
+			seen[m.From()] = true
+		}
+		if len(seen) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages published after Kafka came back", len(seen), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the server had written %d of %d messages when the transport stopped reading", stalled, n)
 }

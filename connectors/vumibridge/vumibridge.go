@@ -319,7 +319,7 @@ func isTemporary(err error) bool {
 }
 
 func bg(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	return tcpclient.PublishContext(ctx)
 }
 
 func (tr *Transport) retrying(what string) func(error, time.Duration) {
