@@ -179,3 +179,36 @@ func TestProgress(t *testing.T) {
 		t.Errorf("plain progress %q", plain.String())
 	}
 }
+
+// TestIdentityTable: columns are found by name, transport is optional, and
+// a file without person and address is a clear error.
+func TestIdentityTable(t *testing.T) {
+	cases := []struct{ csv, want, err string }{
+		{"person,address\nalice,+27820000001\n , \n", `[{"address":"+27820000001","person":"alice","transport":null}]`, ""},
+		{"address,transport,person\nalice@example.org,xmpp,alice\nx,,bob\n",
+			`[{"address":"alice@example.org","person":"alice","transport":"xmpp"},{"address":"x","person":"bob","transport":null}]`, ""},
+		{"who,addr\nx,y\n", "", "needs a header with the columns person and address (and optionally transport); it has who, addr"},
+	}
+	for _, c := range cases {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ids.csv")
+		if err := os.WriteFile(path, []byte(c.csv), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(context.Background(), Options{Dir: dir, Identities: path})
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %v, want %q", c.csv, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := runJSON(t, d, "SELECT * FROM identities ORDER BY person")
+		d.Close()
+		if b, _ := json.Marshal(rows); string(b) != c.want {
+			t.Errorf("%q:\n got %s\nwant %s", c.csv, b, c.want)
+		}
+	}
+}
