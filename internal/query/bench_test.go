@@ -172,7 +172,7 @@ func BenchmarkConversationQuery(b *testing.B) {
 			WHERE user_addr = '+27820012345' ORDER BY conversation_id, position`},
 		{"one_user_summary", `SELECT * FROM conversations WHERE user_addr = '+27820012345' ORDER BY started`},
 		{"one_account_day", `SELECT conversation_id, messages FROM conversations
-			WHERE account = 'account-3' AND started >= TIMESTAMPTZ '2026-10-05 00:00:00+00' AND started < TIMESTAMPTZ '2026-10-06 00:00:00+00'`},
+			WHERE account = 'account-3' AND started >= TIMESTAMPTZ '2026-10-17 00:00:00+00' AND started < TIMESTAMPTZ '2026-10-18 00:00:00+00'`},
 		{"all_per_transport", `SELECT transport, is_session, count(*) AS conversations, sum(messages) AS messages FROM conversations GROUP BY ALL`},
 	} {
 		b.Run(q.name, func(b *testing.B) {
