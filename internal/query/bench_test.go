@@ -107,7 +107,7 @@ func generate(dir string, n int) error {
 			t = 4
 		}
 		tr := transports[t]
-		ts := day0.Add(time.Duration(int64(ex)*int64(days*24*time.Hour)/int64(n/4+1)) + time.Duration(i%4)*5*time.Second)
+		ts := day0.Add(time.Duration(float64(ex)/float64(n/4)*float64(days*24*time.Hour)) + time.Duration(i%4)*5*time.Second)
 		addr := "+2782" + fmt.Sprintf("%07d", user)
 		if tr.name == "xmpp" {
 			addr = "user" + strconv.Itoa(user) + "@example.org"
