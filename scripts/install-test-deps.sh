@@ -57,16 +57,6 @@ if ! command -v prosody >/dev/null 2>&1 || ! command -v prosodyctl >/dev/null 2>
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prosody ngircd
 fi
 
-# DuckDB (npm @duckdb/node-api, which ships its native binaries inside npm
-# packages) for the archive's SQL test (connectors/archive TestArchiveDuckDB),
-# into a project-local node_modules. Skipped when the lock file's packages
-# are installed. `npm install`, not `npm ci`: npm leaves the other platforms'
-# optional binary packages out of the lock file, and `npm ci` then refuses it.
-duckdb_dir=connectors/archive/testdata/duckdb
-if [ ! -f "$duckdb_dir/node_modules/.package-lock.json" ] || [ "$duckdb_dir/package-lock.json" -nt "$duckdb_dir/node_modules/.package-lock.json" ]; then
-  (cd "$duckdb_dir" && npm install --no-audit --no-fund --loglevel=error)
-fi
-
 # Chromium and chromedriver: the headless browser of the dashboard test
 # (internal/management TestDashboardInBrowser), driven over WebDriver.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then

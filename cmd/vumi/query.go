@@ -139,8 +139,8 @@ func queryCommand() *command {
 			text = viewsSQL()
 		}
 		var p query.Progress
-		if !*noProgress && (*progress || isTerminal(e.stderr)) {
-			p = &query.ProgressLine{W: e.stderr}
+		if tty := isTerminal(e.stderr); !*noProgress && (*progress || tty) {
+			p = &query.ProgressLine{W: e.stderr, Plain: !tty}
 		}
 		_, err = db.Run(ctx, text, *format, e.stdout, p, 250*time.Millisecond)
 		if errors.Is(ctx.Err(), context.Canceled) {

@@ -107,7 +107,7 @@ func generate(dir string, n int) error {
 			t = 4
 		}
 		tr := transports[t]
-		ts := day0.Add(time.Duration(int64(ex)*int64(days*24*time.Hour)/int64(n/4+1)) + time.Duration(i%4)*5*time.Second)
+		ts := day0.Add(time.Duration(float64(ex)/float64(n/4)*float64(days*24*time.Hour)) + time.Duration(i%4)*5*time.Second)
 		addr := "+2782" + fmt.Sprintf("%07d", user)
 		if tr.name == "xmpp" {
 			addr = "user" + strconv.Itoa(user) + "@example.org"
@@ -172,7 +172,7 @@ func BenchmarkConversationQuery(b *testing.B) {
 			WHERE user_addr = '+27820012345' ORDER BY conversation_id, position`},
 		{"one_user_summary", `SELECT * FROM conversations WHERE user_addr = '+27820012345' ORDER BY started`},
 		{"one_account_day", `SELECT conversation_id, messages FROM conversations
-			WHERE account = 'account-3' AND started >= TIMESTAMPTZ '2026-10-05 00:00:00+00' AND started < TIMESTAMPTZ '2026-10-06 00:00:00+00'`},
+			WHERE account = 'account-3' AND started >= TIMESTAMPTZ '2026-10-17 00:00:00+00' AND started < TIMESTAMPTZ '2026-10-18 00:00:00+00'`},
 		{"all_per_transport", `SELECT transport, is_session, count(*) AS conversations, sum(messages) AS messages FROM conversations GROUP BY ALL`},
 	} {
 		b.Run(q.name, func(b *testing.B) {

@@ -88,20 +88,35 @@ type Progress interface {
 }
 
 // ProgressLine is a Progress that rewrites one line on W (a terminal's
-// stderr) and erases it when the results start.
+// stderr) and erases it when the results start. With Plain (stderr is not
+// a terminal) it writes a plain line at most every second instead.
 type ProgressLine struct {
 	W     io.Writer
+	Plain bool
 	shown bool
+	last  time.Time
 }
 
 // Update implements Progress.
 func (p *ProgressLine) Update(pct float64, rows, total uint64) {
-	p.shown = true
-	if pct >= 0 {
-		fmt.Fprintf(p.W, "\r\033[Kscanning: %5.1f%%  %s of %s rows", pct, count(rows), count(total))
-	} else {
-		fmt.Fprintf(p.W, "\r\033[Kscanning: %s rows", count(rows))
+	var msg string
+	switch {
+	case pct >= 0 && total > 0:
+		msg = fmt.Sprintf("scanning: %5.1f%%  %s of %s rows", pct, count(rows), count(total))
+	case pct >= 0:
+		msg = fmt.Sprintf("scanning: %5.1f%%", pct)
+	default:
+		msg = fmt.Sprintf("scanning: %s rows", count(rows))
 	}
+	if p.Plain {
+		if now := time.Now(); now.Sub(p.last) >= time.Second {
+			p.last = now
+			fmt.Fprintln(p.W, msg)
+		}
+		return
+	}
+	p.shown = true
+	fmt.Fprint(p.W, "\r\033[K"+msg)
 }
 
 // Clear implements Progress.

@@ -33,6 +33,15 @@ func (d *DB) Run(ctx context.Context, text, format string, w io.Writer, progress
 	if strings.TrimSpace(text) == "" {
 		return 0, &SQLError{Err: fmt.Errorf("no SQL given")}
 	}
+	// DuckDB tracks progress only with its progress bar on; it must not
+	// print it (stdout is the results).
+	setting := "SET enable_progress_bar = false"
+	if progress != nil {
+		setting = "SET enable_progress_bar = true; SET enable_progress_bar_print = false"
+	}
+	if _, err := d.conn.ExecContext(ctx, setting); err != nil {
+		return 0, fmt.Errorf("duckdb: %w", err)
+	}
 	stop := d.watch(progress, interval)
 	rows, err := d.conn.QueryContext(ctx, text)
 	if err != nil {

@@ -180,13 +180,12 @@ func (d *DB) createViews(ctx context.Context, opt Options) error {
 	}
 	identSQL := "SELECT NULL::VARCHAR AS person, NULL::VARCHAR AS address, NULL::VARCHAR AS transport WHERE false"
 	if idents != "" {
-		if _, err := os.Stat(idents); err != nil {
-			return fmt.Errorf("identity table: %w", err)
+		sel, err := d.identities(ctx, idents)
+		if err != nil {
+			return err
 		}
 		d.Identities = idents
-		identSQL = fmt.Sprintf(`SELECT trim(person) AS person, trim(address) AS address, nullif(trim(coalesce(transport, '')), '') AS transport
-FROM read_csv(%s, header = true, union_by_name = true, all_varchar = true, columns = {'person': 'VARCHAR', 'address': 'VARCHAR', 'transport': 'VARCHAR'})
-WHERE coalesce(trim(person), '') <> '' AND coalesce(trim(address), '') <> ''`, quote(idents))
+		identSQL = sel
 	}
 	stmts := []string{
 		// The archive's rows, and which side of the exchange is the end
@@ -276,6 +275,43 @@ FROM person_conversations GROUP BY person`,
 		}
 	}
 	return nil
+}
+
+// identities checks the identity table's columns by name and returns the
+// SELECT that reads it.
+func (d *DB) identities(ctx context.Context, path string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("identity table: %w", err)
+	}
+	src := fmt.Sprintf("read_csv(%s, header = true, all_varchar = true)", quote(path))
+	rows, err := d.conn.QueryContext(ctx, "SELECT column_name FROM (DESCRIBE SELECT * FROM "+src+")")
+	if err != nil {
+		return "", fmt.Errorf("identity table %s: %w", path, err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return "", fmt.Errorf("identity table %s: %w", path, err)
+		}
+		have[n] = true
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("identity table %s: %w", path, err)
+	}
+	if !have["person"] || !have["address"] {
+		return "", fmt.Errorf("identity table %s: needs a header with the columns person and address (and optionally transport); it has %s",
+			path, strings.Join(names, ", "))
+	}
+	transport := "NULL::VARCHAR"
+	if have["transport"] {
+		transport = "nullif(trim(coalesce(transport, '')), '')"
+	}
+	return fmt.Sprintf(`SELECT trim(person) AS person, trim(address) AS address, %s AS transport FROM %s
+WHERE coalesce(trim(person), '') <> '' AND coalesce(trim(address), '') <> ''`, transport, src), nil
 }
 
 func sqlError(err error) error {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -118,5 +119,96 @@ func TestFormats(t *testing.T) {
 	rows := runJSON(t, d, q)
 	if len(rows) != 2 || rows[1]["s"] != "x" {
 		t.Errorf("json: %v", rows)
+	}
+}
+
+// recorder is a Progress that remembers what it was told, and whether the
+// results had started when it was.
+type recorder struct {
+	out       *bytes.Buffer
+	updates   int
+	lastPct   float64
+	total     uint64
+	clearedAt int
+	late      bool
+}
+
+func (r *recorder) Update(pct float64, _, total uint64) {
+	r.updates++
+	r.lastPct, r.total = pct, total
+	if r.out.Len() > 0 {
+		r.late = true
+	}
+}
+
+func (r *recorder) Clear() { r.clearedAt = r.out.Len() }
+
+// TestProgress: a long query reports progress (polled every millisecond
+// here), and the progress is cleared before the first result is written.
+func TestProgress(t *testing.T) {
+	d, err := Open(context.Background(), Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// A Parquet file of 20M rows in 200 row groups: DuckDB reports scan
+	// progress by row group.
+	file := filepath.Join(t.TempDir(), "big.parquet")
+	var sink bytes.Buffer
+	if _, err := d.Run(context.Background(), "COPY (SELECT i FROM range(20000000) t(i)) TO "+quote(file)+" (FORMAT parquet, ROW_GROUP_SIZE 100000)", FormatCSV, &sink, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r := &recorder{out: &out, clearedAt: -1}
+	if _, err := d.Run(context.Background(), "SELECT count(DISTINCT i % 1000003) AS n FROM read_parquet("+quote(file)+")", FormatCSV, &out, r, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if r.updates == 0 || r.lastPct < 0 || r.lastPct > 100 || r.late || r.clearedAt != 0 {
+		t.Errorf("progress: %+v", r)
+	}
+	if out.String() != "n\n1000003\n" {
+		t.Errorf("result %q", out.String())
+	}
+	t.Logf("%d progress updates, last %.1f%% of %d rows", r.updates, r.lastPct, r.total)
+	var plain bytes.Buffer
+	p := &ProgressLine{W: &plain, Plain: true}
+	p.Update(12.5, 1500, 20000)
+	p.Update(13, 1600, 20000) // within the second: not written
+	p.Clear()
+	if plain.String() != "scanning:  12.5%  1500 of 20k rows\n" {
+		t.Errorf("plain progress %q", plain.String())
+	}
+}
+
+// TestIdentityTable: columns are found by name, transport is optional, and
+// a file without person and address is a clear error.
+func TestIdentityTable(t *testing.T) {
+	cases := []struct{ csv, want, err string }{
+		{"person,address\nalice,+27820000001\n , \n", `[{"address":"+27820000001","person":"alice","transport":null}]`, ""},
+		{"address,transport,person\nalice@example.org,xmpp,alice\nx,,bob\n",
+			`[{"address":"alice@example.org","person":"alice","transport":"xmpp"},{"address":"x","person":"bob","transport":null}]`, ""},
+		{"who,addr\nx,y\n", "", "needs a header with the columns person and address (and optionally transport); it has who, addr"},
+	}
+	for _, c := range cases {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "ids.csv")
+		if err := os.WriteFile(path, []byte(c.csv), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(context.Background(), Options{Dir: dir, Identities: path})
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %v, want %q", c.csv, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := runJSON(t, d, "SELECT * FROM identities ORDER BY person")
+		d.Close()
+		if b, _ := json.Marshal(rows); string(b) != c.want {
+			t.Errorf("%q:\n got %s\nwant %s", c.csv, b, c.want)
+		}
 	}
 }
