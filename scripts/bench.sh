@@ -111,6 +111,7 @@ rm -f "$tmp.rows" "$raw.cmds"
 
 if [ -n "${PIPELINE_ONLY:-}" ]; then
   mv "$tmp" "$out"
+  chmod 644 "$out"
   trap - EXIT
   rm -f "$raw" "$raw.e2e"
   echo "wrote $out (pipeline only)"
@@ -156,6 +157,7 @@ section "Dispatchers" \
   "go test ./internal/e2e/ -run '^\$' -bench 'DispatcherHop\$' -benchtime 200000x -count 1"
 
 mv "$tmp" "$out"
+chmod 644 "$out"
 trap - EXIT
 rm -f "$raw" "$raw.e2e"
 echo "wrote $out"
