@@ -111,6 +111,7 @@ rm -f "$tmp.rows" "$raw.cmds"
 
 if [ -n "${PIPELINE_ONLY:-}" ]; then
   mv "$tmp" "$out"
+  chmod 644 "$out"
   trap - EXIT
   rm -f "$raw" "$raw.e2e"
   echo "wrote $out (pipeline only)"
@@ -160,6 +161,7 @@ section "Archive and analytics" \
   "go test ./internal/e2e/ -run '^\$' -bench 'ArchiverThroughput\$' -benchtime 200000x -count 1 && go test ./internal/query/ -run '^\$' -bench 'ConversationQuery' -benchtime 3x -count 1 -timeout 60m"
 
 mv "$tmp" "$out"
+chmod 644 "$out"
 trap - EXIT
 rm -f "$raw" "$raw.e2e"
 echo "wrote $out"

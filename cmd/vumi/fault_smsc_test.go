@@ -102,11 +102,12 @@ workers:
 	// Drop the connection twice, each time with submits in flight.
 	drops := 0
 	for _, at := range []int{150, 400} {
-		for sim.Stats().Submitted < at {
+		// Past the mark, with answers outstanding.
+		for st := sim.Stats(); st.Submitted < at || st.InFlight == 0; st = sim.Stats() {
 			if ctx.Err() != nil {
-				t.Fatalf("only %d submits reached the SMSC", sim.Stats().Submitted)
+				t.Fatalf("only %d submits reached the SMSC", st.Submitted)
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 		sim.Drop()
 		drops++

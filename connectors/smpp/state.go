@@ -17,6 +17,7 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/vumi-kafka/vumi/internal/kafka"
+	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -99,7 +100,7 @@ func (t *table) newView() (*goka.View, error) {
 	return goka.NewView(t.deps.Brokers, goka.Table(t.topic), new(gokacodec.Bytes),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
-		goka.WithViewStorageBuilder(storage.DefaultBuilder(t.dir)),
+		goka.WithViewStorageBuilder(worker.LazyOffsets(storage.DefaultBuilder(t.dir))),
 		goka.WithViewHasher(kafka.KafkaHasher()),
 		goka.WithViewClientID(t.deps.Cluster.Kafka.ClientID+"."+t.topic+".view"),
 		goka.WithViewCallback(t.update),

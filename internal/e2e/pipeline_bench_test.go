@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -74,7 +73,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = sim.Close() })
 	host, port, _ := strings.Cut(sim.Addr(), ":")
-	apiPort := freePortB(b)
+	apiPort := freePort(b)
 	run(b, c, fmt.Sprintf(`
   - name: api
     kind: http_send_api
@@ -241,16 +240,6 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportMetric(float64(u.peakRSS)/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(float64(u.peakHeap)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(dups), "dup-events")
-}
-
-func freePortB(b *testing.B) int {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func reportPercentiles(b *testing.B, name string, ds []time.Duration) {

@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/lovoo/goka/storage"
@@ -67,5 +69,87 @@ func openLevelDB(path string) (storage.Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open table storage %s: %w", path, err)
 	}
-	return storage.New(db)
+	st, err := storage.New(db)
+	if err != nil {
+		return nil, err
+	}
+	return &lazyOffset{Storage: st}, nil
+}
+
+// LazyOffsets wraps a goka storage builder so that its tables write their
+// changelog offset at most every 100 ms (see lazyOffset).
+func LazyOffsets(b storage.Builder) storage.Builder {
+	return func(topic string, partition int32) (storage.Storage, error) {
+		st, err := b(topic, partition)
+		if err != nil {
+			return nil, err
+		}
+		return &lazyOffset{Storage: st}, nil
+	}
+}
+
+// offsetEvery is how often at most a table's local copy writes the
+// changelog offset it has reached.
+const offsetEvery = 100 * time.Millisecond
+
+// lazyOffset keeps the changelog offset a local table copy has reached in
+// memory and writes it to LevelDB at most every offsetEvery (and when
+// the table is recovered or closed), instead of one extra LevelDB write
+// per message (3.6 % of the CPU of the end-to-end benchmark). After a
+// crash the stored offset may lag the values by up to offsetEvery of
+// writes; goka then applies those changelog records again over the same
+// keys, which ends in the same state. The stored offset is never ahead of
+// the values, so the check against the changelog's end (storageIn) holds.
+type lazyOffset struct {
+	storage.Storage
+	mu     sync.Mutex
+	offset int64
+	dirty  bool
+	last   time.Time
+}
+
+func (s *lazyOffset) SetOffset(offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset, s.dirty = offset, true
+	if time.Since(s.last) < offsetEvery {
+		return nil
+	}
+	return s.flushLocked()
+}
+
+func (s *lazyOffset) flushLocked() error {
+	if !s.dirty {
+		return nil
+	}
+	s.last = time.Now()
+	s.dirty = false
+	return s.Storage.SetOffset(s.offset)
+}
+
+func (s *lazyOffset) GetOffset(def int64) (int64, error) {
+	s.mu.Lock()
+	if s.dirty {
+		defer s.mu.Unlock()
+		return s.offset, nil
+	}
+	s.mu.Unlock()
+	return s.Storage.GetOffset(def)
+}
+
+func (s *lazyOffset) MarkRecovered() error {
+	s.mu.Lock()
+	err := s.flushLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.Storage.MarkRecovered()
+}
+
+func (s *lazyOffset) Close() error {
+	s.mu.Lock()
+	err := s.flushLocked()
+	s.mu.Unlock()
+	return errors.Join(err, s.Storage.Close())
 }

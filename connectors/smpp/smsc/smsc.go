@@ -170,6 +170,8 @@ type Stats struct {
 	// MaxInFlight is the most submit_sm ever waiting for their response
 	// at once (the ESME's effective window).
 	MaxInFlight int64 `json:"max_in_flight"`
+	// InFlight is the submit_sm waiting for their response now.
+	InFlight int64 `json:"in_flight"`
 	// Withdrawn counts submit_sm accepted but forgotten again because
 	// the connection dropped before their response was written.
 	Withdrawn int `json:"withdrawn"`
@@ -185,7 +187,7 @@ func (s *SMSC) Stats() Stats {
 			n++
 		}
 	}
-	return Stats{Bound: n, Binds: s.binds, Submitted: len(s.submitted), MaxInFlight: s.maxInFlight.Load(), Withdrawn: s.withdrawn}
+	return Stats{Bound: n, Binds: s.binds, Submitted: len(s.submitted), MaxInFlight: s.maxInFlight.Load(), InFlight: s.inFlight.Load(), Withdrawn: s.withdrawn}
 }
 
 func (s *SMSC) accept() {
