@@ -15,9 +15,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -35,10 +35,8 @@ type Config struct {
 	httprpc.Config `yaml:",inline"`
 	// Credentials by from_addr. Required.
 	Credentials map[string]Credentials `yaml:"credentials"`
-	// OutboundURL outbound messages are posted to. Required.
-	OutboundURL string `yaml:"outbound_url"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Outbound is outbound_url (required) and outbound_timeout.
+	httpsend.Outbound `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -46,18 +44,15 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
 	var errs []error
 	if c.Credentials == nil {
 		errs = append(errs, errors.New("key credentials: is required"))
 	}
-	if u, err := url.Parse(c.OutboundURL); c.OutboundURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
+	if err := httpsend.CheckURL("outbound_url", c.OutboundURL); err != nil {
+		errs = append(errs, err)
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -70,7 +65,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler { return &handler{cfg: cfg, client: client} },
 				httprpc.Options{ContentType: "application/json"}), nil
 		},

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
@@ -28,19 +27,14 @@ type Config struct {
 	// outbound message. Required.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	// OutboundURL outbound messages are sent to. Required.
-	OutboundURL string `yaml:"outbound_url"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Outbound is outbound_url (required) and outbound_timeout.
+	httpsend.Outbound `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
 func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
-	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
 	}
 	var errs []error
 	if c.Username == "" {
@@ -49,11 +43,11 @@ func (c *Config) Validate() error {
 	if c.Password == "" {
 		errs = append(errs, errors.New("key password: is required"))
 	}
-	if u, err := url.Parse(c.OutboundURL); c.OutboundURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
+	if err := httpsend.CheckURL("outbound_url", c.OutboundURL); err != nil {
+		errs = append(errs, err)
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -66,7 +60,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler {
 				return &handler{cfg: cfg, send: httpsend.New("mediafone", client)}
 			}, httprpc.Options{ContentType: "application/json"}), nil

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
@@ -28,13 +27,11 @@ import (
 // Config is Vumi's MTechKenyaTransportConfig.
 type Config struct {
 	httprpc.Config `yaml:",inline"`
-	// OutboundURL outbound messages are sent to. Required.
-	OutboundURL string `yaml:"outbound_url"`
 	// MtUsername and MtPassword are sent with outbound messages. Required.
 	MtUsername string `yaml:"mt_username"`
 	MtPassword string `yaml:"mt_password"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Outbound is outbound_url (required) and outbound_timeout.
+	httpsend.Outbound `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -42,12 +39,9 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
 	var errs []error
-	if u, err := url.Parse(c.OutboundURL); c.OutboundURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
+	if err := httpsend.CheckURL("outbound_url", c.OutboundURL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MtUsername == "" {
 		errs = append(errs, errors.New("key mt_username: is required"))
@@ -55,8 +49,8 @@ func (c *Config) Validate() error {
 	if c.MtPassword == "" {
 		errs = append(errs, errors.New("key mt_password: is required"))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -78,7 +72,7 @@ func kind(v2 bool) *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler {
 				return &handler{cfg: cfg, v2: v2, send: httpsend.New("mtech kenya", client)}
 			}, httprpc.Options{ContentType: "application/json"}), nil

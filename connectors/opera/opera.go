@@ -15,7 +15,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +58,9 @@ type Config struct {
 	// RedisManager is Vumi's Redis config, accepted and ignored: the id
 	// map lives in a Kafka table.
 	RedisManager map[string]any `yaml:"redis_manager"`
-	// OutboundTimeout bounds, in seconds, one XML-RPC call; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Timeout is outbound_timeout: how long, in seconds, one XML-RPC call
+	// may take; default 30.
+	httpsend.Timeout `yaml:",inline"`
 	// PublishTimeout bounds, in seconds, publishing what Opera posts; Opera
 	// gets a 503 this soon when Kafka is unreachable; default 1.
 	PublishTimeout float64 `yaml:"publish_timeout"`
@@ -73,9 +73,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSegments == 0 {
 		c.MaxSegments = 9
-	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 1
@@ -90,8 +87,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("key %s: is required", k.key))
 		}
 	}
-	if u, err := url.Parse(c.URL); c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key url: %q is not an http(s) URL", c.URL))
+	if err := httpsend.CheckURL("url", c.URL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.WebPort == nil {
 		errs = append(errs, errors.New("key web_port: is required"))
@@ -110,8 +107,8 @@ func (c *Config) Validate() error {
 	if c.MaxSegments < 1 || c.MaxSegments > 9 {
 		errs = append(errs, fmt.Errorf("key max_segments: must be between 1 and 9, got %d", c.MaxSegments))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.PublishTimeout < 0 {
 		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
@@ -142,7 +139,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: secs(cfg.OutboundTimeout)}
+			client := cfg.HTTPClient()
 			return topology.WorkerFunc(func(ctx context.Context) error {
 				t, err := transport.New(deps, spec, &cfg.Config)
 				if err != nil {

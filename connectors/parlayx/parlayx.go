@@ -57,8 +57,9 @@ type Config struct {
 	ServiceProviderServiceID string `yaml:"service_provider_service_id"`
 	ServiceProviderID        string `yaml:"service_provider_id"`
 	ServiceProviderPassword  string `yaml:"service_provider_password"`
-	// OutboundTimeout bounds, in seconds, one SOAP request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Timeout is outbound_timeout: how long, in seconds, one SOAP request
+	// may take; default 30.
+	httpsend.Timeout `yaml:",inline"`
 	// PublishTimeout bounds, in seconds, publishing a notification; the
 	// network gets a SOAP fault this soon when Kafka is unreachable;
 	// default 1.
@@ -72,9 +73,6 @@ func httpURL(s string) bool {
 
 // Validate implements topology.WorkerConfig.
 func (c *Config) Validate() error {
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 1
 	}
@@ -107,8 +105,8 @@ func (c *Config) Validate() error {
 	if c.WebNotificationPort < 0 || c.WebNotificationPort > 65535 {
 		errs = append(errs, fmt.Errorf("key web_notification_port: %d is not a port", c.WebNotificationPort))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.PublishTimeout < 0 {
 		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
@@ -124,7 +122,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			httpc := &http.Client{Timeout: secs(cfg.OutboundTimeout)}
+			httpc := cfg.HTTPClient()
 			return topology.WorkerFunc(func(ctx context.Context) error {
 				t, err := transport.New(deps, spec, &cfg.Config)
 				if err != nil {
