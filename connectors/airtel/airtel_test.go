@@ -196,19 +196,14 @@ func TestAirtelAcrossInstances(t *testing.T) {
 
 func TestAirtelConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: airtel_ussd, transport_name: a}",
-		"airtel_username":      "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_password: p}",
-		"to_addr_pattern":      "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, to_addr_pattern: '(*'}",
-		"session_key_prefix":   "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, session_key_prefix: 'vumi.transports.airtel:a'}",
-		"ussd_session_timeout": "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5}",
-		"airtel_charge_amount": "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_charge_amount: -1}",
+		"web_path":             "name: a, kind: airtel_ussd, transport_name: a",
+		"airtel_username":      "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_password: p",
+		"to_addr_pattern":      "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, to_addr_pattern: '(*'",
+		"session_key_prefix":   "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, session_key_prefix: 'vumi.transports.airtel:a'",
+		"ussd_session_timeout": "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5",
+		"airtel_charge_amount": "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_charge_amount: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParseRequest: no parameters make the Flares request reader panic;

@@ -145,13 +145,8 @@ func TestAppositUnreachable(t *testing.T) {
 
 func TestAppositConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"credentials":  "  - {name: a, kind: apposit, transport_name: a, web_path: /x, outbound_url: 'http://h/'}",
-		"outbound_url": "  - {name: a, kind: apposit, transport_name: a, web_path: /x, credentials: {}, outbound_url: 'ftp://h/'}",
+		"credentials":  "name: a, kind: apposit, transport_name: a, web_path: /x, outbound_url: 'http://h/'",
+		"outbound_url": "name: a, kind: apposit, transport_name: a, web_path: /x, credentials: {}, outbound_url: 'ftp://h/'",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }

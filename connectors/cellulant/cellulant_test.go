@@ -2,7 +2,6 @@ package cellulant_test
 
 import (
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -146,8 +145,5 @@ func TestPack(t *testing.T) {
 }
 
 func TestCellulantConfigErrors(t *testing.T) {
-	w := "  - {name: a, kind: cellulant_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5}"
-	if _, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil); err == nil || !strings.Contains(err.Error(), "key ussd_session_timeout") {
-		t.Errorf("error = %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), map[string]string{"ussd_session_timeout": "name: a, kind: cellulant_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5"})
 }

@@ -127,13 +127,8 @@ func TestCellulantSMSUnreachable(t *testing.T) {
 
 func TestCellulantSMSConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"credentials":  "  - {name: a, kind: cellulant_sms, transport_name: a, web_path: /x, outbound_url: 'http://h/'}",
-		"outbound_url": "  - {name: a, kind: cellulant_sms, transport_name: a, web_path: /x, credentials: {}}",
+		"credentials":  "name: a, kind: cellulant_sms, transport_name: a, web_path: /x, outbound_url: 'http://h/'",
+		"outbound_url": "name: a, kind: cellulant_sms, transport_name: a, web_path: /x, credentials: {}",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }

@@ -3,7 +3,6 @@ package dmark_test
 import (
 	"fmt"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -143,8 +142,5 @@ func TestDmarkSessionExpiry(t *testing.T) {
 }
 
 func TestDmarkConfigErrors(t *testing.T) {
-	w := "  - {name: a, kind: dmark_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}"
-	if _, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil); err == nil || !strings.Contains(err.Error(), "key ussd_session_timeout") {
-		t.Errorf("error = %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), map[string]string{"ussd_session_timeout": "name: a, kind: dmark_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1"})
 }

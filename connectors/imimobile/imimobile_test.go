@@ -153,17 +153,12 @@ func TestImiMobileAcrossInstancesAndExpiry(t *testing.T) {
 
 func TestImiMobileConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"suffix_to_addrs":                 "  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x}",
-		"user_terminated_session_message": "  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, user_terminated_session_message: '(x'}",
-		"ussd_session_timeout":            "  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, ussd_session_timeout: -1}",
+		"suffix_to_addrs":                 "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x",
+		"user_terminated_session_message": "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, user_terminated_session_message: '(x'",
+		"ussd_session_timeout":            "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, ussd_session_timeout: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	_, err := topology.Load("c.yaml", []byte("workers:\n  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {'a/b': c}}\n"), kinds(), nil)
+	transporttest.ConfigErrors(t, kinds(), cases)
+	_, err := transporttest.LoadWorker(kinds(), "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {'a/b': c}")
 	if err == nil || !strings.Contains(err.Error(), "one non-empty path segment") {
 		t.Errorf("suffix with a slash: %v", err)
 	}

@@ -221,16 +221,11 @@ func TestInfobipSessionAcrossInstancesAndExpiry(t *testing.T) {
 
 func TestInfobipConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: infobip_ussd, transport_name: a}",
-		"ussd_session_timeout": "  - {name: a, kind: infobip_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}",
-		"web_username":         "  - {name: a, kind: infobip_ussd, transport_name: a, web_path: /x, web_password: p}",
+		"web_path":             "name: a, kind: infobip_ussd, transport_name: a",
+		"ussd_session_timeout": "name: a, kind: infobip_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1",
+		"web_username":         "name: a, kind: infobip_ussd, transport_name: a, web_path: /x, web_password: p",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 func js(t testing.TB, m *schemas.UserMessage) string {

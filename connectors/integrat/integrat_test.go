@@ -209,17 +209,12 @@ func TestParseResponse(t *testing.T) {
 
 func TestIntegratConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"url":      "  - {name: a, kind: integrat, transport_name: a, web_path: /x, username: u, password: p}",
-		"username": "  - {name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', password: p}",
-		"password": "  - {name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', username: u}",
-		"web_path": "  - {name: a, kind: integrat, transport_name: a, url: 'http://h/', username: u, password: p}",
+		"url":      "name: a, kind: integrat, transport_name: a, web_path: /x, username: u, password: p",
+		"username": "name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', password: p",
+		"password": "name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', username: u",
+		"web_path": "name: a, kind: integrat, transport_name: a, url: 'http://h/', username: u, password: p",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParseEvent: no body makes the Higate reader panic; an accepted USSD

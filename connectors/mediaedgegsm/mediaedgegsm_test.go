@@ -164,17 +164,12 @@ func TestOperator(t *testing.T) {
 
 func TestMediaEdgeGSMConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":          "  - {name: a, kind: mediaedgegsm, transport_name: a}",
-		"outbound_url":      "  - {name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_url: 'ftp://x'}",
-		"outbound_timeout":  "  - {name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_timeout: -1}",
-		"operator_mappings": "  - {name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, operator_mappings: {417: [a]}}",
+		"web_path":          "name: a, kind: mediaedgegsm, transport_name: a",
+		"outbound_url":      "name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_url: 'ftp://x'",
+		"outbound_timeout":  "name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_timeout: -1",
+		"operator_mappings": "name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, operator_mappings: {417: [a]}",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParseRequest: no parameters make the request reader panic; what it

@@ -156,13 +156,6 @@ func TestMediafoneConfigErrors(t *testing.T) {
 		"outbound_url": strings.Replace(base, "http://h/", "ftp://h/", 1),
 		"web_path":     strings.Replace(base, "web_path: /x, ", "", 1),
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+"}\n"), kinds(), nil); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	transporttest.ValidConfig(t, kinds(), base)
 }

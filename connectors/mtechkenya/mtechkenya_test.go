@@ -238,13 +238,6 @@ func TestMTechKenyaConfigErrors(t *testing.T) {
 		"mt_password":  strings.Replace(base, "mt_password: p, ", "", 1),
 		"outbound_url": strings.Replace(base, "http://h/", "h", 1),
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+"}\n"), kinds(), nil); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	transporttest.ValidConfig(t, kinds(), base)
 }

@@ -170,15 +170,10 @@ func TestResponseXML(t *testing.T) {
 
 func TestMtechConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: mtech_ussd, transport_name: a}",
-		"ussd_session_timeout": "  - {name: a, kind: mtech_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}",
+		"web_path":             "name: a, kind: mtech_ussd, transport_name: a",
+		"ussd_session_timeout": "name: a, kind: mtech_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParsePage: no body makes the page reader panic; an accepted page

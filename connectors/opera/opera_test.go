@@ -391,16 +391,8 @@ func TestOperaConfigErrors(t *testing.T) {
 		"max_segments":        base + ", max_segments: 10",
 		"message_id_lifetime": base + ", message_id_lifetime: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	cfg, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+", redis_manager: {host: x}}\n"), kinds(), nil)
-	if err != nil {
-		t.Fatalf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	cfg := transporttest.ValidConfig(t, kinds(), base+", redis_manager: {host: x}")
 	c := cfg.Workers[0].Config.(*opera.Config)
 	if c.MessageIDLifetime != 7*24*3600 || c.MaxSegments != 9 {
 		t.Errorf("defaults: %+v", c)

@@ -399,13 +399,6 @@ func TestParlayXConfigErrors(t *testing.T) {
 		"remote_notification_uri":   base + ", start_notifications: true, short_code: '1'",
 		"short_code":                base + ", start_notifications: true, remote_notification_uri: 'http://p/n'",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+"}\n"), kinds(), nil); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	transporttest.ValidConfig(t, kinds(), base)
 }

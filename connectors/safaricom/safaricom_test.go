@@ -151,16 +151,11 @@ func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
 
 func TestSafaricomConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: safaricom_ussd, transport_name: a}",
-		"ussd_session_timeout": "  - {name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}",
-		"validation_mode":      "  - {name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, validation_mode: lax}",
+		"web_path":             "name: a, kind: safaricom_ussd, transport_name: a",
+		"ussd_session_timeout": "name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1",
+		"validation_mode":      "name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, validation_mode: lax",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 func TestNewInput(t *testing.T) {

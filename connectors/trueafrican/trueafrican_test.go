@@ -121,17 +121,12 @@ func withWant(c transporttest.Case, status int, body string) transporttest.Case 
 
 func TestTrueAfricanConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"port":            "  - {name: a, kind: trueafrican_ussd, transport_name: a}",
-		"session_timeout": "  - {name: a, kind: trueafrican_ussd, transport_name: a, port: 0, session_timeout: -1}",
-		"request_timeout": "  - {name: a, kind: trueafrican_ussd, transport_name: a, port: 0, request_timeout: -1}",
+		"port":            "name: a, kind: trueafrican_ussd, transport_name: a",
+		"session_timeout": "name: a, kind: trueafrican_ussd, transport_name: a, port: 0, session_timeout: -1",
+		"request_timeout": "name: a, kind: trueafrican_ussd, transport_name: a, port: 0, request_timeout: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {name: a, kind: trueafrican_ussd, port: 0}\n"), kinds(), nil); err == nil || !strings.Contains(err.Error(), "key transport_name") {
+	transporttest.ConfigErrors(t, kinds(), cases)
+	if _, err := transporttest.LoadWorker(kinds(), "name: a, kind: trueafrican_ussd, port: 0"); err == nil || !strings.Contains(err.Error(), "key transport_name") {
 		t.Errorf("transport_name: %v", err)
 	}
 }

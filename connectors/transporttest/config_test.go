@@ -1,0 +1,32 @@
+package transporttest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/vumi-kafka/vumi/topology"
+)
+
+// recorder is a testing.TB that records failures instead of failing.
+type recorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func TestConfigErrors(t *testing.T) {
+	kinds := topology.NewRegistry()
+	if _, err := LoadWorker(kinds, "name: a, kind: nosuchkind, transport_name: a"); err == nil {
+		t.Fatal("unknown kind loaded")
+	}
+	r := &recorder{TB: t}
+	// The error names the kind, not a key: the case must be reported.
+	ConfigErrors(r, kinds, map[string]string{"web_path": "name: a, kind: nosuchkind, transport_name: a"})
+	if len(r.errs) != 1 {
+		t.Fatalf("ConfigErrors reported %q, want one failure", r.errs)
+	}
+}
