@@ -134,21 +134,17 @@ func TestAirtel(t *testing.T) {
 // (with nameless parameters, in permissive mode), and a session expires
 // ussd_session_timeout after its start.
 func TestAirtelAcrossInstances(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: airtel%d
+	e := transporttest.StartInstances(t, kinds(), "airtel", 2, `
+  - name: airtel{i}
     kind: airtel_ussd
     transport_name: airtel
     web_path: /ussd
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     validation_mode: permissive
     session_key_prefix: shared-airtel
     ussd_session_timeout: 4
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "airtel", workers.String(), 2)
+`)
 	reply := func(close bool) func(*schemas.UserMessage) *schemas.UserMessage {
 		return func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", !close) }
 	}

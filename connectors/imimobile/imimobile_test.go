@@ -1,7 +1,6 @@
 package imimobile_test
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -116,20 +115,16 @@ func TestImiMobile(t *testing.T) {
 // one instance resumes on another, and ends ussd_session_timeout after its
 // start however busy it is.
 func TestImiMobileAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: imi%d
+	e := transporttest.StartInstances(t, kinds(), "imimobile", 2, `
+  - name: imi{i}
     kind: imimobile_ussd
     transport_name: imimobile
     web_path: /ussd
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     suffix_to_addrs: {svc: "56263"}
     ussd_session_timeout: 4
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "imimobile", workers.String(), 2)
+`)
 	call := func(i int, msg string) *schemas.UserMessage {
 		return e.Call(t, i, transporttest.Case{Path: "/ussd/svc", Query: q("919999", msg),
 			Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", true) }, WantStatus: 200, WantBody: "menu"})

@@ -2,7 +2,6 @@ package infobip_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -134,19 +133,15 @@ func withStatus(c transporttest.Case, status int, body string) transporttest.Cas
 // instance continues on another (the session table is shared), and
 // expires after ussd_session_timeout.
 func TestInfobipSessionAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: infobip%d
+	e := transporttest.StartInstances(t, kinds(), "infobip", 2, `
+  - name: infobip{i}
     kind: infobip_ussd
     transport_name: infobip
     web_path: /session
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     ussd_session_timeout: 3
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "infobip", workers.String(), 2)
+`)
 	answer := func(base, path, body string) (int, string) {
 		t.Helper()
 		type res struct {

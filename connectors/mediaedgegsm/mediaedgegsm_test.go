@@ -126,18 +126,14 @@ func TestMediaEdgeGSM(t *testing.T) {
 // TestMediaEdgeGSMAcrossInstances: two instances behind a load balancer;
 // each one's requests are answered whichever instance consumes the reply.
 func TestMediaEdgeGSMAcrossInstances(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: meg%d
+	e := transporttest.StartInstances(t, kinds(), "mediaedgegsm", 2, `
+  - name: meg{i}
     kind: mediaedgegsm
     transport_name: mediaedgegsm
     web_path: /foo
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "mediaedgegsm", workers.String(), 2)
+`)
 	for i, from := range []string{"233200000001", "233200000002", "233200000003", "233200000004"} {
 		in := e.Call(t, i%2, transporttest.Case{Path: "/foo", Query: q("hi", "PhoneNumber", from),
 			Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("hello "+in.From(), true) }, WantStatus: 200, WantBody: "hello " + from})

@@ -118,19 +118,15 @@ func withStatus(c transporttest.Case, status int, body string) transporttest.Cas
 // TestMtechAcrossInstancesAndExpiry: a session started on one instance
 // continues on the other, and is gone ussd_session_timeout after its start.
 func TestMtechAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: mtech%d
+	e := transporttest.StartInstances(t, kinds(), "mtech", 2, `
+  - name: mtech{i}
     kind: mtech_ussd
     transport_name: mtech
     web_path: /foo
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     ussd_session_timeout: 3
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "mtech", workers.String(), 2)
+`)
 	reply := func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }
 	started := time.Now()
 	c := post("", page(sid, "mobile_number", "234", "page_id", "0", "data", "hi", "gate", "g"))

@@ -198,19 +198,15 @@ func TestMTNRwanda(t *testing.T) {
 // either, and is answered by the instance holding the call. A session
 // ends session_timeout_period after its start.
 func TestMTNRwandaAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: mtn%d
+	e := transporttest.StartInstances(t, kinds(), "mtn", 2, `
+  - name: mtn{i}
     kind: mtn_rwanda_ussd
     transport_name: mtn
     host: 127.0.0.1
-    port: ${PORT%d}
+    port: ${PORT{i}}
     web_path: /foo/
     session_timeout_period: 3
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "mtn", workers.String(), 2)
+`)
 	started := time.Now()
 	c := step("", "tx", "*1#", schemas.SessionNew, nil, "menu", false, "notify")
 	e.Call(t, 0, c)

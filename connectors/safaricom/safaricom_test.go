@@ -104,20 +104,16 @@ func TestSafaricom(t *testing.T) {
 // instance continues on another, saving the session does not extend its
 // life, and after ussd_session_timeout the same session id starts anew.
 func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: safaricom%d
+	e := transporttest.StartInstances(t, kinds(), "safaricom", 2, `
+  - name: safaricom{i}
     kind: safaricom_ussd
     transport_name: safaricom
     web_path: /ussd
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     ussd_session_timeout: 4
     validation_mode: permissive
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "safaricom", workers.String(), 2)
+`)
 	started := time.Now()
 	first := transporttest.Case{Path: "/ussd", Query: q("x1", "7", "extra", "ignored"), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", true) }, WantBody: "CON menu"}
 	in := e.Call(t, 0, first)

@@ -1,6 +1,7 @@
 package transporttest
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,4 +37,21 @@ func ConfigErrors(t testing.TB, kinds *topology.Registry, cases map[string]strin
 			t.Errorf("%s: error = %v", key, err)
 		}
 	}
+}
+
+// Instances is the workers YAML of n instances of one worker: worker
+// repeated for i from 0 to n-1 with every "{i}" replaced by i, e.g.
+// "name: foo{i}" and "web_port: ${PORT{i}}".
+func Instances(n int, worker string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(strings.ReplaceAll(worker, "{i}", strconv.Itoa(i)))
+	}
+	return b.String()
+}
+
+// StartInstances is StartMulti of n Instances of worker.
+func StartInstances(t testing.TB, kinds *topology.Registry, transportName string, n int, worker string) *Env {
+	t.Helper()
+	return StartMulti(t, kinds, transportName, Instances(n, worker), n)
 }

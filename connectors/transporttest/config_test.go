@@ -30,3 +30,11 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("ConfigErrors reported %q, want one failure", r.errs)
 	}
 }
+
+func TestInstances(t *testing.T) {
+	got := Instances(2, "\n  - name: w{i}\n    web_port: ${PORT{i}}\n    map: {a: b}\n")
+	want := "\n  - name: w0\n    web_port: ${PORT0}\n    map: {a: b}\n\n  - name: w1\n    web_port: ${PORT1}\n    map: {a: b}\n"
+	if got != want {
+		t.Errorf("Instances = %q, want %q", got, want)
+	}
+}
