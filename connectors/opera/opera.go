@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/connectors/ussdsession"
@@ -61,9 +62,10 @@ type Config struct {
 	// Timeout is outbound_timeout: how long, in seconds, one XML-RPC call
 	// may take; default 30.
 	httpsend.Timeout `yaml:",inline"`
-	// PublishTimeout bounds, in seconds, publishing what Opera posts; Opera
-	// gets a 503 this soon when Kafka is unreachable; default 1.
-	PublishTimeout float64 `yaml:"publish_timeout"`
+	// Publish is publish_timeout, which bounds, in seconds, publishing what
+	// Opera posts; Opera gets a 503 this soon when Kafka is unreachable;
+	// default 1.
+	httprpc.Publish `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -73,9 +75,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSegments == 0 {
 		c.MaxSegments = 9
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 1
 	}
 	var errs []error
 	if err := c.ValidateBase(); err != nil {
@@ -110,8 +109,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateTimeout(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -156,8 +155,6 @@ func Kind() *topology.Kind {
 		},
 	}
 }
-
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 type handler struct {
 	cfg  *Config
@@ -309,7 +306,7 @@ func (h *handler) receive(ctx context.Context, doc []byte) error {
 	if strings.TrimSpace(m.MessageID) == "" {
 		return badRequest("Empty field: MessageID")
 	}
-	ctx, cancel := context.WithTimeout(ctx, secs(h.cfg.PublishTimeout))
+	ctx, cancel := h.cfg.PublishContext(ctx)
 	defer cancel()
 	return h.t.PublishMessage(ctx, m)
 }
@@ -335,7 +332,7 @@ func (h *handler) receipts(ctx context.Context, doc []byte) error {
 		}
 		meta := schemas.Metadata{"opera": map[string]any{"msgid": rc.MsgID, "reference": ref, "msisdn": rc.MSISDN,
 			"status": rc.Status, "timestamp": rc.Timestamp, "billed": rc.Billed}}
-		pctx, cancel := context.WithTimeout(ctx, secs(h.cfg.PublishTimeout))
+		pctx, cancel := h.cfg.PublishContext(ctx)
 		err = h.t.PublishDeliveryReport(pctx, id, schemas.DeliveryStatus(DeliveryStatus(rc.Status)), meta)
 		cancel()
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/worker"
@@ -60,10 +61,10 @@ type Config struct {
 	// Timeout is outbound_timeout: how long, in seconds, one SOAP request
 	// may take; default 30.
 	httpsend.Timeout `yaml:",inline"`
-	// PublishTimeout bounds, in seconds, publishing a notification; the
-	// network gets a SOAP fault this soon when Kafka is unreachable;
-	// default 1.
-	PublishTimeout float64 `yaml:"publish_timeout"`
+	// Publish is publish_timeout, which bounds, in seconds, publishing a
+	// notification; the network gets a SOAP fault this soon when Kafka is
+	// unreachable; default 1.
+	httprpc.Publish `yaml:",inline"`
 }
 
 func httpURL(s string) bool {
@@ -73,9 +74,6 @@ func httpURL(s string) bool {
 
 // Validate implements topology.WorkerConfig.
 func (c *Config) Validate() error {
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 1
-	}
 	var errs []error
 	if err := c.ValidateBase(); err != nil {
 		errs = append(errs, err)
@@ -108,8 +106,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateTimeout(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -135,8 +133,6 @@ func Kind() *topology.Kind {
 		},
 	}
 }
-
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 type handler struct {
 	cfg *Config
@@ -249,7 +245,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		writeSOAP(w, http.StatusInternalServerError, faultEnvelope(fault.Code, fault.String))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), secs(h.cfg.PublishTimeout))
+	ctx, cancel := h.cfg.PublishContext(r.Context())
 	defer cancel()
 	var response node
 	switch n := n.(type) {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/worker"
@@ -56,10 +57,10 @@ type Config struct {
 	// Timeout is outbound_timeout: how long, in seconds, one outbound
 	// request may take; default 30.
 	httpsend.Timeout `yaml:",inline"`
-	// PublishTimeout bounds, in seconds, publishing an inbound message or
-	// receipt: when Kafka is unreachable Vas2Nets gets a 503 this soon;
-	// default 1.
-	PublishTimeout float64 `yaml:"publish_timeout"`
+	// Publish is publish_timeout, which bounds, in seconds, publishing an
+	// inbound message or receipt: when Kafka is unreachable Vas2Nets gets a
+	// 503 this soon; default 1.
+	httprpc.Publish `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -69,9 +70,6 @@ func (c *Config) Validate() error {
 	}
 	if c.WebHealthPath == "" {
 		c.WebHealthPath = "health"
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 1
 	}
 	var errs []error
 	if err := c.ValidateBase(); err != nil {
@@ -97,8 +95,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateTimeout(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	if trim(c.WebHealthPath) == trim(c.WebReceivePath) || trim(c.WebHealthPath) == trim(c.WebReceiptPath) {
 		errs = append(errs, errors.New("key web_health_path: must differ from web_receive_path and web_receipt_path"))
@@ -130,8 +128,6 @@ func Kind() *topology.Kind {
 		},
 	}
 }
-
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 type handler struct {
 	cfg    *Config
@@ -213,7 +209,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, "invalid request: "+err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), secs(h.cfg.PublishTimeout))
+	ctx, cancel := h.cfg.PublishContext(r.Context())
 	defer cancel()
 	if path == trim(h.cfg.WebReceivePath) {
 		h.receive(ctx, w, r.Form)
