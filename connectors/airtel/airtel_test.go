@@ -60,7 +60,7 @@ func step(name string, query url.Values, ev schemas.SessionEvent, to, content, r
 				t.Errorf("inbound %s; want %s to %q content %q", b, ev, to, content)
 			}
 		},
-		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
+		Reply:      transporttest.Reply(reply, !close),
 		WantStatus: 200, WantBody: body,
 		WantHeader: map[string]string{"Content-Type": "text/plain; charset=utf-8", "Freeflow": freeflow, "charge": "Y", "amount": "5"},
 	}
@@ -146,7 +146,7 @@ func TestAirtelAcrossInstances(t *testing.T) {
     ussd_session_timeout: 4
 `)
 	reply := func(close bool) func(*schemas.UserMessage) *schemas.UserMessage {
-		return func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", !close) }
+		return transporttest.Reply("menu", !close)
 	}
 	q := func(session, input string) url.Values {
 		return url.Values{"MSISDN": {"254700000000"}, "MSC": {"m"}, "input": {input}, "SessionID": {session}}

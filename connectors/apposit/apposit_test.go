@@ -37,14 +37,7 @@ func config(outbound string) string {
 
 func in(kv ...string) url.Values {
 	v := url.Values{"from": {"251911223344"}, "to": {"8123"}, "channel": {"SMS"}, "content": {"never odd or even"}, "isTest": {"true"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(from string, ttype string) *schemas.UserMessage {

@@ -34,14 +34,7 @@ func config(outbound string) string {
 
 func in(kv ...string) url.Values {
 	v := url.Values{"SOURCEADDR": {"2371234567"}, "DESTADDR": {"12345"}, "MESSAGE": {"hello"}, "ID": {"12345"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(from string) *schemas.UserMessage {

@@ -51,7 +51,7 @@ func step(name, suffix string, query url.Values, ev schemas.SessionEvent, to, re
 				t.Errorf("inbound %s; want %s to %q", b, ev, to)
 			}
 		},
-		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
+		Reply:      transporttest.Reply(reply, !close),
 		WantStatus: 200, WantBody: reply, WantHeader: map[string]string{"X-USSD-SESSION": header},
 	}
 }
@@ -127,7 +127,7 @@ func TestImiMobileAcrossInstancesAndExpiry(t *testing.T) {
 `)
 	call := func(i int, msg string) *schemas.UserMessage {
 		return e.Call(t, i, transporttest.Case{Path: "/ussd/svc", Query: q("919999", msg),
-			Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", true) }, WantStatus: 200, WantBody: "menu"})
+			Reply: transporttest.Reply("menu", true), WantStatus: 200, WantBody: "menu"})
 	}
 	started := time.Now()
 	if in := call(0, "start"); in.Session() != schemas.SessionNew {

@@ -34,7 +34,7 @@ func post(name, path, body string) transporttest.Case {
 }
 
 func menu(content string, close bool) func(*schemas.UserMessage) *schemas.UserMessage {
-	return func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(content, !close) }
+	return transporttest.Reply(content, !close)
 }
 
 func TestInfobipSession(t *testing.T) {

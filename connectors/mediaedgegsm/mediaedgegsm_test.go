@@ -64,7 +64,7 @@ func TestMediaEdgeGSM(t *testing.T) {
 					t.Errorf("inbound %s", b)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, true) },
+			Reply:      transporttest.Reply(reply, true),
 			WantStatus: 200, WantBody: reply, WantHeader: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
 	}
 	transporttest.Run(t, e, []transporttest.Case{

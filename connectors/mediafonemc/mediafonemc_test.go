@@ -35,14 +35,7 @@ func config(outbound, extra string) string {
 
 func q(kv ...string) url.Values {
 	v := url.Values{"to": {"12345"}, "from": {"2371234567"}, "sms": {"hello"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(content string) *schemas.UserMessage {

@@ -93,14 +93,7 @@ func (f *fakeMTech) wait(t *testing.T, id string) sent {
 
 func q(kv ...string) url.Values {
 	v := url.Values{"shortCode": {"12345"}, "MSISDN": {"2371234567"}, "MESSAGE": {"hello"}, "messageID": {"1234567"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(to, content string, meta schemas.Metadata) *schemas.UserMessage {

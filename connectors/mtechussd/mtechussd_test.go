@@ -54,7 +54,7 @@ func step(name, body string, ev schemas.SessionEvent, from, to, content, reply s
 			t.Errorf("inbound %s", b)
 		}
 	}
-	c.Reply = func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) }
+	c.Reply = transporttest.Reply(reply, !close)
 	c.WantStatus, c.WantBody = 200, want
 	c.WantHeader = map[string]string{"Content-Type": "text/plain"}
 	return c
@@ -127,7 +127,7 @@ func TestMtechAcrossInstancesAndExpiry(t *testing.T) {
     web_interface: 127.0.0.1
     ussd_session_timeout: 3
 `)
-	reply := func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }
+	reply := transporttest.Reply("ok", true)
 	started := time.Now()
 	c := post("", page(sid, "mobile_number", "234", "page_id", "0", "data", "hi", "gate", "g"))
 	c.Reply, c.WantStatus = reply, 200

@@ -126,7 +126,7 @@ func step(name, tx, request string, ev schemas.SessionEvent, content *string, re
 				t.Errorf("inbound %s", b)
 			}
 		},
-		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
+		Reply:      transporttest.Reply(reply, !close),
 		WantStatus: 200, WantHeader: map[string]string{"Content-Type": "text/xml; charset=utf-8"},
 		Check: func(t testing.TB, body string) {
 			got, fault := parseAnswer(t, body)

@@ -2,8 +2,10 @@ package transporttest
 
 import (
 	"fmt"
+	"net/url"
 	"testing"
 
+	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
@@ -36,5 +38,21 @@ func TestInstances(t *testing.T) {
 	want := "\n  - name: w0\n    web_port: ${PORT0}\n    map: {a: b}\n\n  - name: w1\n    web_port: ${PORT1}\n    map: {a: b}\n"
 	if got != want {
 		t.Errorf("Instances = %q, want %q", got, want)
+	}
+}
+
+func TestParams(t *testing.T) {
+	got := Params(url.Values{"a": {"1"}, "b": {"2"}}, "a", "<none>", "b", "3", "c", "", "odd")
+	if want := "b=3&c="; got.Encode() != want {
+		t.Errorf("Params = %q, want %q", got.Encode(), want)
+	}
+}
+
+func TestReply(t *testing.T) {
+	in := schemas.NewUserMessage()
+	in.FromAddr, in.ToAddr = schemas.String("123"), schemas.String("*1#")
+	out := Reply("menu", false)(in)
+	if out.Text() != "menu" || out.Session() != schemas.SessionClose || out.To() != "123" || out.InReplyTo == nil || *out.InReplyTo != in.MessageID {
+		t.Errorf("reply %+v", out)
 	}
 }

@@ -60,7 +60,7 @@ func TestTrueAfrican(t *testing.T) {
 			t.Errorf("inbound %+v", m)
 		}
 	}
-	init.Reply = func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Menu <1>", true) }
+	init.Reply = transporttest.Reply("Menu <1>", true)
 	init.WantStatus, init.WantBody = 200, resp("message", "Menu &lt;1&gt;", "session", "s1", "type", "cont")
 
 	cont := rpc("USSD.CONT resumes it", call("USSD.CONT", "session", "s1", "response", "1"))
@@ -69,7 +69,7 @@ func TestTrueAfrican(t *testing.T) {
 			t.Errorf("inbound %+v", m)
 		}
 	}
-	cont.Reply = func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Bye", false) }
+	cont.Reply = transporttest.Reply("Bye", false)
 	cont.WantStatus, cont.WantBody = 200, resp("message", "Bye", "session", "s1", "type", "end")
 
 	end := rpc("USSD.END closes it at once", call("USSD.END", "session", "s1"))

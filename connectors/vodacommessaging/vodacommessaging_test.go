@@ -47,7 +47,7 @@ func TestVodacomMessaging(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Pick <one> & go", true) },
+			Reply:      transporttest.Reply("Pick <one> & go", true),
 			WantStatus: 200, WantBody: strings.Replace(menuOpen, "%s", "Pick &lt;one&gt; &amp; go", 1),
 			WantHeader: map[string]string{"Content-Type": "text/xml; charset=utf-8"},
 		},
@@ -59,7 +59,7 @@ func TestVodacomMessaging(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Bye", false) },
+			Reply:      transporttest.Reply("Bye", false),
 			WantStatus: 200, WantBody: "<request>\n\t<headertext>Bye</headertext>\n</request>",
 		},
 		{
@@ -70,7 +70,7 @@ func TestVodacomMessaging(t *testing.T) {
 					t.Errorf("provider %v", *m.Provider)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", false) },
+			Reply:      transporttest.Reply("ok", false),
 			WantStatus: 200,
 		},
 		{Name: "missing parameters", Path: "/api/v1/ussd", User: "vodacom", Pass: "secret", Query: q("request", "1"),
