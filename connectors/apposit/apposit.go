@@ -8,7 +8,6 @@ package apposit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,14 +108,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		Provider: schemas.String("apposit"), TransportType: schemas.String(ttype),
 		TransportMetadata: schemas.Metadata{"apposit": map[string]any{"isTest": values["isTest"]}},
 	}
-	m.MessageID = r.ID
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-		return
-	}
-	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
-	r.Finish(s, body, http.StatusOK)
+	s.PublishAnswerID(ctx, r, m)
 }
 
 // KnownErrors are Apposit's error response codes.

@@ -105,17 +105,12 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		TransportMetadata: schemas.Metadata{"session_id": sessionID},
 	}
 	if !abort {
-		if err := s.Publish(ctx, r, m); err != nil {
-			s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-			r.Finish(s, []byte("message not accepted, try again"), http.StatusServiceUnavailable)
-		}
+		s.PublishOrFail(ctx, r, m, []byte(httprpc.NotAccepted))
 		return
 	}
 	// The phone aborted: answer at once; the close expects no reply.
 	m.MessageID = r.ID
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte("message not accepted, try again"), http.StatusServiceUnavailable)
+	if !s.PublishInboundOrFail(ctx, r, m, []byte(httprpc.NotAccepted)) {
 		return
 	}
 	if err := h.sessions.Delete(ctx, key); err != nil {

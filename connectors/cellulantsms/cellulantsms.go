@@ -8,7 +8,6 @@ package cellulantsms
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -93,13 +92,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		FromAddr: schemas.String(values["SOURCEADDR"]), Provider: schemas.String("vumi"), TransportType: schemas.String(schemas.TransportSMS),
 		TransportMetadata: schemas.Metadata{"transport_message_id": values["ID"]},
 	}
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-		return
-	}
-	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
-	r.Finish(s, body, http.StatusOK)
+	s.PublishAnswerID(ctx, r, m)
 }
 
 // KnownErrors are Cellulant's error responses.

@@ -157,10 +157,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 			"transaction_id": tid, "transaction_time": values["transactionTime"], "creation_time": values["creationTime"],
 		}},
 	}
-	if err := s.Publish(ctx, r, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-	}
+	s.PublishOrFail(ctx, r, m, httprpc.NotAcceptedJSON())
 }
 
 func stringsToAny(v []string) []any {

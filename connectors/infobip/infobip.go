@@ -161,18 +161,13 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		m.Provider = schemas.String(p)
 	}
 	if ev != schemas.SessionClose {
-		if err := s.Publish(ctx, r, m); err != nil {
-			s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-			r.Finish(s, errorBody("message not accepted, try again"), http.StatusServiceUnavailable)
-		}
+		s.PublishOrFail(ctx, r, m, errorBody(httprpc.NotAccepted))
 		return
 	}
 	// The end of a session is answered at once; its message expects no
 	// reply.
 	m.MessageID = r.ID
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, errorBody("message not accepted, try again"), http.StatusServiceUnavailable)
+	if !s.PublishInboundOrFail(ctx, r, m, errorBody(httprpc.NotAccepted)) {
 		return
 	}
 	if err := h.sessions.Delete(ctx, sessionID); err != nil {

@@ -230,9 +230,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		SessionEvent: &ev, Content: content, TransportType: schemas.String(h.cfg.TransportType),
 		TransportMetadata: schemas.Metadata{"session_id": e.SessionID},
 	}
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte("message not accepted, try again"), http.StatusServiceUnavailable)
+	if !s.PublishInboundOrFail(ctx, r, m, []byte(httprpc.NotAccepted)) {
 		return
 	}
 	r.Finish(s, nil, http.StatusOK)

@@ -7,7 +7,6 @@ package mediafonemc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -87,13 +86,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		MessageID: r.ID, Content: schemas.String(values["sms"]), ToAddr: schemas.String(values["to"]),
 		FromAddr: schemas.String(values["from"]), Provider: schemas.String("vumi"), TransportType: schemas.String(schemas.TransportSMS),
 	}
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-		return
-	}
-	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
-	r.Finish(s, body, http.StatusOK)
+	s.PublishAnswerID(ctx, r, m)
 }
 
 // HandleReply implements httprpc.ReplyHandler: every outbound message

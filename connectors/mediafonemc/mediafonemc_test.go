@@ -3,7 +3,9 @@ package mediafonemc_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
 	"github.com/vumi-kafka/vumi/connectors/transporttest"
+	"github.com/vumi-kafka/vumi/internal/kafkatest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -151,4 +154,41 @@ func TestMediafoneConfigErrors(t *testing.T) {
 	}
 	transporttest.ConfigErrors(t, kinds(), cases)
 	transporttest.ValidConfig(t, kinds(), base)
+}
+
+// TestMediafoneKafkaDown: while Kafka takes no messages, an inbound
+// message is answered 503 with a JSON error within about publish_timeout;
+// once it takes them again, 200 with the message id.
+func TestMediafoneKafkaDown(t *testing.T) {
+	e := transporttest.Start(t, kinds(), "mediafone", config("http://127.0.0.1:1", "    publish_timeout: 0.5\n"))
+	release := kafkatest.BlockProduce(e.Broker.Cluster())
+	get := func() (int, string) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Get(e.BaseURL + "/foo?" + q().Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != 503 || body != `{"error": "message not accepted, try again"}` {
+		t.Errorf("with Kafka down: %d %s", code, body)
+	}
+	release()
+	// The producer may still be backing off: poll until it publishes.
+	var ans map[string]string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := get()
+		if code == 200 {
+			if err := json.Unmarshal([]byte(body), &ans); err != nil || ans["message_id"] == "" {
+				t.Fatalf("with Kafka back: %d %s", code, body)
+			}
+			break
+		}
+		if code != 503 || time.Now().After(deadline) {
+			t.Fatalf("with Kafka back: %d %s", code, body)
+		}
+	}
+	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.MessageID == ans["message_id"] }, 30*time.Second)
 }

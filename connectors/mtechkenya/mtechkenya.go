@@ -9,7 +9,6 @@ package mtechkenya
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -107,13 +106,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		MessageID: r.ID, Content: schemas.String(values["MESSAGE"]), ToAddr: schemas.String(values["shortCode"]),
 		FromAddr: schemas.String(values["MSISDN"]), TransportType: schemas.String(schemas.TransportSMS), TransportMetadata: meta,
 	}
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-		return
-	}
-	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
-	r.Finish(s, body, http.StatusOK)
+	s.PublishAnswerID(ctx, r, m)
 }
 
 // KnownErrors are MTECH's meanings of HTTP status codes.
