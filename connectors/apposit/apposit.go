@@ -47,12 +47,7 @@ func (c *Config) Validate() error {
 	if c.Credentials == nil {
 		errs = append(errs, errors.New("key credentials: is required"))
 	}
-	if err := httpsend.CheckURL("outbound_url", c.OutboundURL); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.ValidateTimeout(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.ValidateOutbound())
 	return errors.Join(errs...)
 }
 

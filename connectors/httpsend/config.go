@@ -1,6 +1,7 @@
 package httpsend
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -41,6 +42,12 @@ type Outbound struct {
 	// Required.
 	OutboundURL string `yaml:"outbound_url"`
 	Timeout     `yaml:",inline"`
+}
+
+// ValidateOutbound rejects an outbound_url that is not an http(s) URL
+// (CheckURL), and validates outbound_timeout (ValidateTimeout).
+func (c *Outbound) ValidateOutbound() error {
+	return errors.Join(CheckURL("outbound_url", c.OutboundURL), c.ValidateTimeout())
 }
 
 // CheckURL rejects raw, the value of config key key, unless it is an

@@ -48,3 +48,15 @@ func TestCheckURL(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateOutbound(t *testing.T) {
+	c := Outbound{OutboundURL: "http://example.com/send"}
+	if err := c.ValidateOutbound(); err != nil || c.OutboundTimeout != 30 {
+		t.Fatalf("valid: %v, timeout %v", err, c.OutboundTimeout)
+	}
+	c = Outbound{OutboundURL: "ftp://x", Timeout: Timeout{OutboundTimeout: -2}}
+	err := c.ValidateOutbound()
+	if want := "key outbound_url: \"ftp://x\" is not an http(s) URL\nkey outbound_timeout: must be positive, got -2"; err == nil || err.Error() != want {
+		t.Fatalf("ValidateOutbound = %v, want %q", err, want)
+	}
+}
