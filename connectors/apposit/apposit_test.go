@@ -3,7 +3,6 @@ package apposit_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -121,13 +120,8 @@ func TestApposit(t *testing.T) {
 }
 
 func TestAppositUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "apposit", config("http://"+addr))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "apposit", config(unreachable))
 	m := out("8123", "sms")
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)

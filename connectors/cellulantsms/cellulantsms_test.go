@@ -3,7 +3,6 @@ package cellulantsms_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -100,13 +99,8 @@ func TestCellulantSMS(t *testing.T) {
 }
 
 func TestCellulantSMSUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "cellulant", config("http://"+addr))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "cellulant", config(unreachable))
 	m := out("2371234567")
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)

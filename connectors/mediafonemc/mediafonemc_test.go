@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -126,13 +125,8 @@ func TestMediafoneAuth(t *testing.T) {
 }
 
 func TestMediafoneUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "mediafone", config("http://"+addr, ""))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "mediafone", config(unreachable, ""))
 	m := out("hi")
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
@@ -160,7 +154,7 @@ func TestMediafoneConfigErrors(t *testing.T) {
 // message is answered 503 with a JSON error within about publish_timeout;
 // once it takes them again, 200 with the message id.
 func TestMediafoneKafkaDown(t *testing.T) {
-	e := transporttest.Start(t, kinds(), "mediafone", config("http://127.0.0.1:1", "    publish_timeout: 0.5\n"))
+	e := transporttest.Start(t, kinds(), "mediafone", config(transporttest.ClosedURL(t), "    publish_timeout: 0.5\n"))
 	release := kafkatest.BlockProduce(e.Broker.Cluster())
 	get := func() (int, string) {
 		t.Helper()

@@ -3,7 +3,6 @@ package mtechkenya_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -209,13 +208,8 @@ func TestMTechKenyaBadCredentials(t *testing.T) {
 }
 
 func TestMTechKenyaUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "mtech", config("mtech_kenya", "http://"+addr, "testuser"))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "mtech", config("mtech_kenya", unreachable, "testuser"))
 	m := out("2371234567", "hi", nil)
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)

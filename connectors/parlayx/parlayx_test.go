@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -373,13 +372,8 @@ func TestParlayXAuthFailure(t *testing.T) {
 }
 
 func TestParlayXUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "parlayx", config("http://"+addr, "s3cret", ""))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "parlayx", config(unreachable, "s3cret", ""))
 	m := out("+27117654321", "hi", nil)
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
