@@ -25,7 +25,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
@@ -49,16 +48,13 @@ type Config struct {
 	// SessionKeyPrefix names the session table (default the
 	// transport_name): transports given the same prefix share sessions.
 	SessionKeyPrefix string `yaml:"session_key_prefix"`
-	// UssdSessionTimeout is the most a session lasts, in seconds, from its
-	// start; default 600.
-	UssdSessionTimeout int `yaml:"ussd_session_timeout"`
+	// SessionConfig's ussd_session_timeout is the most a session lasts,
+	// from its start.
+	ussdsession.SessionConfig `yaml:",inline"`
 	// ToAddrPattern, when set, is a regular expression the to_addr of a
 	// new session must match (from its start, as Python's re.match);
 	// requests starting other sessions are refused.
 	ToAddrPattern string `yaml:"to_addr_pattern"`
-	// RedisManager is accepted for compatibility with Vumi configs and
-	// ignored: sessions live in the session table.
-	RedisManager map[string]any `yaml:"redis_manager"`
 
 	toAddrRe *regexp.Regexp
 }
@@ -68,12 +64,9 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.UssdSessionTimeout == 0 {
-		c.UssdSessionTimeout = 600
-	}
 	var errs []error
-	if c.UssdSessionTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key ussd_session_timeout: must be positive, got %d", c.UssdSessionTimeout))
+	if err := c.ValidateSession(); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.AirtelUsername == "") != (c.AirtelPassword == "") {
 		errs = append(errs, errors.New("key airtel_username: airtel_username and airtel_password must be given together"))
@@ -118,7 +111,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.table(), time.Duration(cfg.UssdSessionTimeout)*time.Second,
+			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.table(), cfg.SessionTTL(),
 				httprpc.Options{ContentType: "text/plain; charset=utf-8"},
 				func(st *ussdsession.Store) httprpc.Handler { return &handler{cfg: cfg, sessions: st} }), nil
 		},

@@ -60,7 +60,7 @@ func step(name string, query url.Values, ev schemas.SessionEvent, to, content, r
 				t.Errorf("inbound %s; want %s to %q content %q", b, ev, to, content)
 			}
 		},
-		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
+		Reply:      transporttest.Reply(reply, !close),
 		WantStatus: 200, WantBody: body,
 		WantHeader: map[string]string{"Content-Type": "text/plain; charset=utf-8", "Freeflow": freeflow, "charge": "Y", "amount": "5"},
 	}
@@ -134,23 +134,19 @@ func TestAirtel(t *testing.T) {
 // (with nameless parameters, in permissive mode), and a session expires
 // ussd_session_timeout after its start.
 func TestAirtelAcrossInstances(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: airtel%d
+	e := transporttest.StartInstances(t, kinds(), "airtel", 2, `
+  - name: airtel{i}
     kind: airtel_ussd
     transport_name: airtel
     web_path: /ussd
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     validation_mode: permissive
     session_key_prefix: shared-airtel
     ussd_session_timeout: 4
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "airtel", workers.String(), 2)
+`)
 	reply := func(close bool) func(*schemas.UserMessage) *schemas.UserMessage {
-		return func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", !close) }
+		return transporttest.Reply("menu", !close)
 	}
 	q := func(session, input string) url.Values {
 		return url.Values{"MSISDN": {"254700000000"}, "MSC": {"m"}, "input": {input}, "SessionID": {session}}
@@ -196,19 +192,14 @@ func TestAirtelAcrossInstances(t *testing.T) {
 
 func TestAirtelConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: airtel_ussd, transport_name: a}",
-		"airtel_username":      "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_password: p}",
-		"to_addr_pattern":      "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, to_addr_pattern: '(*'}",
-		"session_key_prefix":   "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, session_key_prefix: 'vumi.transports.airtel:a'}",
-		"ussd_session_timeout": "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5}",
-		"airtel_charge_amount": "  - {name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_charge_amount: -1}",
+		"web_path":             "name: a, kind: airtel_ussd, transport_name: a",
+		"airtel_username":      "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_password: p",
+		"to_addr_pattern":      "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, to_addr_pattern: '(*'",
+		"session_key_prefix":   "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, session_key_prefix: 'vumi.transports.airtel:a'",
+		"ussd_session_timeout": "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5",
+		"airtel_charge_amount": "name: a, kind: airtel_ussd, transport_name: a, web_path: /x, airtel_charge_amount: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParseRequest: no parameters make the Flares request reader panic;

@@ -8,16 +8,15 @@ package apposit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -35,10 +34,8 @@ type Config struct {
 	httprpc.Config `yaml:",inline"`
 	// Credentials by from_addr. Required.
 	Credentials map[string]Credentials `yaml:"credentials"`
-	// OutboundURL outbound messages are posted to. Required.
-	OutboundURL string `yaml:"outbound_url"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Outbound is outbound_url (required) and outbound_timeout.
+	httpsend.Outbound `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -46,19 +43,11 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
 	var errs []error
 	if c.Credentials == nil {
 		errs = append(errs, errors.New("key credentials: is required"))
 	}
-	if u, err := url.Parse(c.OutboundURL); c.OutboundURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
-	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
-	}
+	errs = append(errs, c.ValidateOutbound())
 	return errors.Join(errs...)
 }
 
@@ -70,7 +59,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler { return &handler{cfg: cfg, client: client} },
 				httprpc.Options{ContentType: "application/json"}), nil
 		},
@@ -114,14 +103,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		Provider: schemas.String("apposit"), TransportType: schemas.String(ttype),
 		TransportMetadata: schemas.Metadata{"apposit": map[string]any{"isTest": values["isTest"]}},
 	}
-	m.MessageID = r.ID
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-		return
-	}
-	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
-	r.Finish(s, body, http.StatusOK)
+	s.PublishAnswerID(ctx, r, m)
 }
 
 // KnownErrors are Apposit's error response codes.

@@ -3,7 +3,6 @@ package apposit_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -37,14 +36,7 @@ func config(outbound string) string {
 
 func in(kv ...string) url.Values {
 	v := url.Values{"from": {"251911223344"}, "to": {"8123"}, "channel": {"SMS"}, "content": {"never odd or even"}, "isTest": {"true"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(from string, ttype string) *schemas.UserMessage {
@@ -128,13 +120,8 @@ func TestApposit(t *testing.T) {
 }
 
 func TestAppositUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "apposit", config("http://"+addr))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "apposit", config(unreachable))
 	m := out("8123", "sms")
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
@@ -145,13 +132,8 @@ func TestAppositUnreachable(t *testing.T) {
 
 func TestAppositConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"credentials":  "  - {name: a, kind: apposit, transport_name: a, web_path: /x, outbound_url: 'http://h/'}",
-		"outbound_url": "  - {name: a, kind: apposit, transport_name: a, web_path: /x, credentials: {}, outbound_url: 'ftp://h/'}",
+		"credentials":  "name: a, kind: apposit, transport_name: a, web_path: /x, outbound_url: 'http://h/'",
+		"outbound_url": "name: a, kind: apposit, transport_name: a, web_path: /x, credentials: {}, outbound_url: 'ftp://h/'",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }

@@ -2,7 +2,6 @@ package cellulant_test
 
 import (
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,18 +16,7 @@ func kinds() *topology.Registry { return topology.NewRegistry().Add(cellulant.Ki
 // req is a Cellulant request with the defaults of a new session.
 func req(kv ...string) url.Values {
 	v := url.Values{"MSISDN": {"27761234567"}, "INPUT": {""}, "opCode": {"BEG"}, "ABORT": {"0"}, "sessionID": {"1"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
-}
-
-func reply(content string, cont bool) func(*schemas.UserMessage) *schemas.UserMessage {
-	return func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(content, cont) }
+	return transporttest.Params(v, kv...)
 }
 
 func TestCellulantUSSD(t *testing.T) {
@@ -51,7 +39,7 @@ func TestCellulantUSSD(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply: reply("ussd message", true), WantStatus: 200, WantBody: "1|ussd message|null|null|null|null",
+			Reply: transporttest.Reply("ussd message", true), WantStatus: 200, WantBody: "1|ussd message|null|null|null|null",
 		},
 		{
 			Name: "other opCodes resume it, with the dialled code as to_addr", Path: path, Query: req("INPUT", "hi", "opCode", ""),
@@ -60,7 +48,7 @@ func TestCellulantUSSD(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply: reply("hello world", false), WantStatus: 200, WantBody: "1|hello world|null|null|end|null",
+			Reply: transporttest.Reply("hello world", false), WantStatus: 200, WantBody: "1|hello world|null|null|end|null",
 		},
 		{
 			Name: "ABORT closes it at once", Path: path, Query: req("INPUT", "", "opCode", "", "ABORT", "1"),
@@ -80,7 +68,7 @@ func TestCellulantUSSD(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply: reply("menu", true), WantStatus: 200,
+			Reply: transporttest.Reply("menu", true), WantStatus: 200,
 		},
 		{
 			Name: "opCode ABO closes it", Path: path, Query: req("opCode", "ABO", "ABORT", "null", "sessionID", "2"),
@@ -125,7 +113,7 @@ func TestCellulantAuthAndExpiry(t *testing.T) {
 		{Name: "wrong password", Path: "/ussd", Query: req("INPUT", "*1#"), User: "cell", Pass: "no", WantStatus: 401},
 		{
 			Name: "permissive mode ignores extra parameters", Path: "/ussd", Query: req("INPUT", "*1#", "MSC", "x"), User: "cell", Pass: "pw",
-			WantInbound: func(testing.TB, *schemas.UserMessage) {}, Reply: reply("menu", true), WantStatus: 200,
+			WantInbound: func(testing.TB, *schemas.UserMessage) {}, Reply: transporttest.Reply("menu", true), WantStatus: 200,
 		},
 	})
 	time.Sleep(1500 * time.Millisecond)
@@ -146,8 +134,5 @@ func TestPack(t *testing.T) {
 }
 
 func TestCellulantConfigErrors(t *testing.T) {
-	w := "  - {name: a, kind: cellulant_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5}"
-	if _, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil); err == nil || !strings.Contains(err.Error(), "key ussd_session_timeout") {
-		t.Errorf("error = %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), map[string]string{"ussd_session_timeout": "name: a, kind: cellulant_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -5"})
 }

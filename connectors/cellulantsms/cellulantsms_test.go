@@ -3,7 +3,6 @@ package cellulantsms_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -34,14 +33,7 @@ func config(outbound string) string {
 
 func in(kv ...string) url.Values {
 	v := url.Values{"SOURCEADDR": {"2371234567"}, "DESTADDR": {"12345"}, "MESSAGE": {"hello"}, "ID": {"12345"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(from string) *schemas.UserMessage {
@@ -107,13 +99,8 @@ func TestCellulantSMS(t *testing.T) {
 }
 
 func TestCellulantSMSUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "cellulant", config("http://"+addr))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "cellulant", config(unreachable))
 	m := out("2371234567")
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
@@ -127,13 +114,8 @@ func TestCellulantSMSUnreachable(t *testing.T) {
 
 func TestCellulantSMSConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"credentials":  "  - {name: a, kind: cellulant_sms, transport_name: a, web_path: /x, outbound_url: 'http://h/'}",
-		"outbound_url": "  - {name: a, kind: cellulant_sms, transport_name: a, web_path: /x, credentials: {}}",
+		"credentials":  "name: a, kind: cellulant_sms, transport_name: a, web_path: /x, outbound_url: 'http://h/'",
+		"outbound_url": "name: a, kind: cellulant_sms, transport_name: a, web_path: /x, credentials: {}",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }

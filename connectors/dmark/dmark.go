@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
@@ -27,16 +26,13 @@ import (
 // Config is Vumi's DmarkUssdTransportConfig.
 type Config struct {
 	httprpc.Config `yaml:",inline"`
-	// UssdSessionTimeout is how long, in seconds, a session lives after
-	// its last request; default 600.
-	UssdSessionTimeout int `yaml:"ussd_session_timeout"`
+	// SessionConfig's ussd_session_timeout counts from a session's last
+	// request.
+	ussdsession.SessionConfig `yaml:",inline"`
 	// FixToAddr makes to_addr always look like "*CODE#": a service code
 	// that neither starts with '*' nor ends with '#' is wrapped so.
 	// Default false.
 	FixToAddr bool `yaml:"fix_to_addr"`
-	// RedisManager is accepted for compatibility with Vumi configs and
-	// ignored: sessions live in the session table.
-	RedisManager map[string]any `yaml:"redis_manager"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -44,13 +40,7 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.UssdSessionTimeout == 0 {
-		c.UssdSessionTimeout = 600
-	}
-	if c.UssdSessionTimeout < 0 {
-		return fmt.Errorf("key ussd_session_timeout: must be positive, got %d", c.UssdSessionTimeout)
-	}
-	return nil
+	return c.ValidateSession()
 }
 
 // IO implements topology.WorkerConfig: the HTTP-RPC topics and the
@@ -73,7 +63,7 @@ func Kind() *topology.Kind {
 				if err != nil {
 					return err
 				}
-				h.sessions, err = ussdsession.Open(s.Transport.Base, cfg.TransportName, time.Duration(cfg.UssdSessionTimeout)*time.Second)
+				h.sessions, err = ussdsession.Open(s.Transport.Base, cfg.TransportName, cfg.SessionTTL())
 				if err != nil {
 					s.Close()
 					return err
@@ -167,10 +157,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 			"transaction_id": tid, "transaction_time": values["transactionTime"], "creation_time": values["creationTime"],
 		}},
 	}
-	if err := s.Publish(ctx, r, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-	}
+	s.PublishOrFail(ctx, r, m, httprpc.NotAcceptedJSON())
 }
 
 func stringsToAny(v []string) []any {

@@ -3,7 +3,6 @@ package dmark_test
 import (
 	"fmt"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,18 +20,7 @@ func req(kv ...string) url.Values {
 		"transactionId": {"tx-1"}, "msisdn": {"+256776123456"}, "ussdServiceCode": {"*185*4#"},
 		"transactionTime": {"1389971940"}, "ussdRequestString": {"*185*4#"}, "creationTime": {"1389971950"}, "response": {"false"},
 	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
-}
-
-func reply(content string, cont bool) func(*schemas.UserMessage) *schemas.UserMessage {
-	return func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(content, cont) }
+	return transporttest.Params(v, kv...)
 }
 
 func TestDmarkUSSD(t *testing.T) {
@@ -64,7 +52,7 @@ func TestDmarkUSSD(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply: reply("Hello", true), WantStatus: 200, WantBody: `{"action":"request","responseString":"Hello"}`,
+			Reply: transporttest.Reply("Hello", true), WantStatus: 200, WantBody: `{"action":"request","responseString":"Hello"}`,
 			WantHeader: map[string]string{"Content-Type": "application/json"},
 		}),
 		c(transporttest.Case{
@@ -74,7 +62,7 @@ func TestDmarkUSSD(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply: reply("Bye", false), WantStatus: 200, WantBody: `{"action":"end","responseString":"Bye"}`,
+			Reply: transporttest.Reply("Bye", false), WantStatus: 200, WantBody: `{"action":"end","responseString":"Bye"}`,
 		}),
 		c(transporttest.Case{
 			Name: "fix_to_addr wraps a bare code", Query: req("transactionId", "tx-2", "ussdServiceCode", "185"),
@@ -83,7 +71,7 @@ func TestDmarkUSSD(t *testing.T) {
 					t.Errorf("to_addr %q", m.To())
 				}
 			},
-			Reply: reply("x", false), WantStatus: 200,
+			Reply: transporttest.Reply("x", false), WantStatus: 200,
 		}),
 		c(transporttest.Case{Name: "missing and unexpected parameters", Query: req("msisdn", "<none>", "creationTime", "<none>", "foo", "bar"),
 			WantStatus: 400, WantBody: `{"missing_parameter":["creationTime","msisdn"],"unexpected_parameter":["foo"]}`}),
@@ -135,7 +123,7 @@ func TestDmarkSessionExpiry(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply: reply("hi", true), WantStatus: 200}
+			Reply: transporttest.Reply("hi", true), WantStatus: 200}
 	}
 	transporttest.Run(t, e, []transporttest.Case{newSession("first request")})
 	time.Sleep(1500 * time.Millisecond)
@@ -143,8 +131,5 @@ func TestDmarkSessionExpiry(t *testing.T) {
 }
 
 func TestDmarkConfigErrors(t *testing.T) {
-	w := "  - {name: a, kind: dmark_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}"
-	if _, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil); err == nil || !strings.Contains(err.Error(), "key ussd_session_timeout") {
-		t.Errorf("error = %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), map[string]string{"ussd_session_timeout": "name: a, kind: dmark_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1"})
 }

@@ -43,12 +43,8 @@ type Config struct {
 	// UserTerminatedSessionResponse answers such a message; default
 	// "Session Ended".
 	UserTerminatedSessionResponse *string `yaml:"user_terminated_session_response"`
-	// UssdSessionTimeout is how long, in seconds, a session lives after
-	// its start; default 600.
-	UssdSessionTimeout int `yaml:"ussd_session_timeout"`
-	// RedisManager is accepted for compatibility with Vumi configs and
-	// ignored: sessions live in the session table.
-	RedisManager map[string]any `yaml:"redis_manager"`
+	// SessionConfig's ussd_session_timeout counts from a session's start.
+	ussdsession.SessionConfig `yaml:",inline"`
 
 	terminated *regexp.Regexp
 	response   string
@@ -59,9 +55,6 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.UssdSessionTimeout == 0 {
-		c.UssdSessionTimeout = 600
-	}
 	var errs []error
 	if c.SuffixToAddrs == nil {
 		errs = append(errs, errors.New("key suffix_to_addrs: is required"))
@@ -71,8 +64,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("key suffix_to_addrs: suffix %q must be one non-empty path segment", suffix))
 		}
 	}
-	if c.UssdSessionTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key ussd_session_timeout: must be positive, got %d", c.UssdSessionTimeout))
+	if err := c.ValidateSession(); err != nil {
+		errs = append(errs, err)
 	}
 	pattern := "^Map Dialog User Abort User Reason"
 	if c.UserTerminatedSessionMessage != nil {
@@ -110,7 +103,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.TransportName, time.Duration(cfg.UssdSessionTimeout)*time.Second,
+			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.TransportName, cfg.SessionTTL(),
 				httprpc.Options{GoneNackReason: ResponseFailureError},
 				func(st *ussdsession.Store) httprpc.Handler { return &handler{cfg: cfg, sessions: st} }), nil
 		},

@@ -1,7 +1,6 @@
 package imimobile_test
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -52,7 +51,7 @@ func step(name, suffix string, query url.Values, ev schemas.SessionEvent, to, re
 				t.Errorf("inbound %s; want %s to %q", b, ev, to)
 			}
 		},
-		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
+		Reply:      transporttest.Reply(reply, !close),
 		WantStatus: 200, WantBody: reply, WantHeader: map[string]string{"X-USSD-SESSION": header},
 	}
 }
@@ -116,23 +115,19 @@ func TestImiMobile(t *testing.T) {
 // one instance resumes on another, and ends ussd_session_timeout after its
 // start however busy it is.
 func TestImiMobileAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: imi%d
+	e := transporttest.StartInstances(t, kinds(), "imimobile", 2, `
+  - name: imi{i}
     kind: imimobile_ussd
     transport_name: imimobile
     web_path: /ussd
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     suffix_to_addrs: {svc: "56263"}
     ussd_session_timeout: 4
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "imimobile", workers.String(), 2)
+`)
 	call := func(i int, msg string) *schemas.UserMessage {
 		return e.Call(t, i, transporttest.Case{Path: "/ussd/svc", Query: q("919999", msg),
-			Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", true) }, WantStatus: 200, WantBody: "menu"})
+			Reply: transporttest.Reply("menu", true), WantStatus: 200, WantBody: "menu"})
 	}
 	started := time.Now()
 	if in := call(0, "start"); in.Session() != schemas.SessionNew {
@@ -153,17 +148,12 @@ func TestImiMobileAcrossInstancesAndExpiry(t *testing.T) {
 
 func TestImiMobileConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"suffix_to_addrs":                 "  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x}",
-		"user_terminated_session_message": "  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, user_terminated_session_message: '(x'}",
-		"ussd_session_timeout":            "  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, ussd_session_timeout: -1}",
+		"suffix_to_addrs":                 "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x",
+		"user_terminated_session_message": "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, user_terminated_session_message: '(x'",
+		"ussd_session_timeout":            "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {a: b}, ussd_session_timeout: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	_, err := topology.Load("c.yaml", []byte("workers:\n  - {name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {'a/b': c}}\n"), kinds(), nil)
+	transporttest.ConfigErrors(t, kinds(), cases)
+	_, err := transporttest.LoadWorker(kinds(), "name: a, kind: imimobile_ussd, transport_name: a, web_path: /x, suffix_to_addrs: {'a/b': c}")
 	if err == nil || !strings.Contains(err.Error(), "one non-empty path segment") {
 		t.Errorf("suffix with a slash: %v", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/ussdsession"
@@ -24,38 +23,7 @@ import (
 
 // Config is the InfobipTransport's config.
 type Config struct {
-	httprpc.Config `yaml:",inline"`
-	// UssdSessionTimeout is how long, in seconds, a session's state lives
-	// after its start; default 600.
-	UssdSessionTimeout int `yaml:"ussd_session_timeout"`
-	// TransportType of inbound messages; default "ussd".
-	TransportType string `yaml:"transport_type"`
-	// RedisManager is accepted for compatibility with Vumi configs and
-	// ignored: sessions live in the session table.
-	RedisManager map[string]any `yaml:"redis_manager"`
-}
-
-// Validate implements topology.WorkerConfig.
-func (c *Config) Validate() error {
-	if err := c.ValidateRPC(); err != nil {
-		return err
-	}
-	if c.UssdSessionTimeout == 0 {
-		c.UssdSessionTimeout = 600
-	}
-	if c.TransportType == "" {
-		c.TransportType = schemas.TransportUSSD
-	}
-	if c.UssdSessionTimeout < 0 {
-		return fmt.Errorf("key ussd_session_timeout: must be positive, got %d", c.UssdSessionTimeout)
-	}
-	return nil
-}
-
-// IO implements topology.WorkerConfig: the HTTP-RPC topics and the
-// session table.
-func (c *Config) IO(name string) topology.IO {
-	return ussdsession.AddIO(c.Config.IO(name), c.TransportName)
+	ussdsession.HTTPConfig `yaml:",inline"`
 }
 
 // Kind is the InfobipTransport worker kind.
@@ -72,7 +40,7 @@ func Kind() *topology.Kind {
 				if err != nil {
 					return err
 				}
-				h.sessions, err = ussdsession.Open(s.Transport.Base, cfg.TransportName, time.Duration(cfg.UssdSessionTimeout)*time.Second)
+				h.sessions, err = ussdsession.Open(s.Transport.Base, cfg.TransportName, cfg.SessionTTL())
 				if err != nil {
 					s.Close()
 					return err
@@ -193,18 +161,13 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		m.Provider = schemas.String(p)
 	}
 	if ev != schemas.SessionClose {
-		if err := s.Publish(ctx, r, m); err != nil {
-			s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-			r.Finish(s, errorBody("message not accepted, try again"), http.StatusServiceUnavailable)
-		}
+		s.PublishOrFail(ctx, r, m, errorBody(httprpc.NotAccepted))
 		return
 	}
 	// The end of a session is answered at once; its message expects no
 	// reply.
 	m.MessageID = r.ID
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, errorBody("message not accepted, try again"), http.StatusServiceUnavailable)
+	if !s.PublishInboundOrFail(ctx, r, m, errorBody(httprpc.NotAccepted)) {
 		return
 	}
 	if err := h.sessions.Delete(ctx, sessionID); err != nil {

@@ -2,7 +2,6 @@ package infobip_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -35,7 +34,7 @@ func post(name, path, body string) transporttest.Case {
 }
 
 func menu(content string, close bool) func(*schemas.UserMessage) *schemas.UserMessage {
-	return func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(content, !close) }
+	return transporttest.Reply(content, !close)
 }
 
 func TestInfobipSession(t *testing.T) {
@@ -134,19 +133,15 @@ func withStatus(c transporttest.Case, status int, body string) transporttest.Cas
 // instance continues on another (the session table is shared), and
 // expires after ussd_session_timeout.
 func TestInfobipSessionAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: infobip%d
+	e := transporttest.StartInstances(t, kinds(), "infobip", 2, `
+  - name: infobip{i}
     kind: infobip_ussd
     transport_name: infobip
     web_path: /session
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     ussd_session_timeout: 3
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "infobip", workers.String(), 2)
+`)
 	answer := func(base, path, body string) (int, string) {
 		t.Helper()
 		type res struct {
@@ -221,16 +216,11 @@ func TestInfobipSessionAcrossInstancesAndExpiry(t *testing.T) {
 
 func TestInfobipConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: infobip_ussd, transport_name: a}",
-		"ussd_session_timeout": "  - {name: a, kind: infobip_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}",
-		"web_username":         "  - {name: a, kind: infobip_ussd, transport_name: a, web_path: /x, web_password: p}",
+		"web_path":             "name: a, kind: infobip_ussd, transport_name: a",
+		"ussd_session_timeout": "name: a, kind: infobip_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1",
+		"web_username":         "name: a, kind: infobip_ussd, transport_name: a, web_path: /x, web_password: p",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 func js(t testing.TB, m *schemas.UserMessage) string {

@@ -21,9 +21,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -41,9 +41,9 @@ type Config struct {
 	Password string `yaml:"password"`
 	// TransportType of inbound messages; default "ussd".
 	TransportType string `yaml:"transport_type"`
-	// OutboundTimeout bounds, in seconds, one request to Higate; default
-	// 30 (not in Vumi).
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Timeout is outbound_timeout: how long, in seconds, one request to
+	// Higate may take; default 30 (not in Vumi).
+	httpsend.Timeout `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -58,12 +58,9 @@ func (c *Config) Validate() error {
 	if c.TransportType == "" {
 		c.TransportType = schemas.TransportUSSD
 	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
 	var errs []error
-	if u, err := url.Parse(c.URL); c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("key url: %q is not an http(s) URL", c.URL))
+	if err := httpsend.CheckHostURL("url", c.URL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Username == "" {
 		errs = append(errs, errors.New("key username: is required"))
@@ -71,8 +68,8 @@ func (c *Config) Validate() error {
 	if c.Password == "" {
 		errs = append(errs, errors.New("key password: is required"))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -85,7 +82,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler { return &handler{cfg: cfg, client: client} },
 				httprpc.Options{ContentType: "text/plain"}), nil
 		},
@@ -233,9 +230,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		SessionEvent: &ev, Content: content, TransportType: schemas.String(h.cfg.TransportType),
 		TransportMetadata: schemas.Metadata{"session_id": e.SessionID},
 	}
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte("message not accepted, try again"), http.StatusServiceUnavailable)
+	if !s.PublishInboundOrFail(ctx, r, m, []byte(httprpc.NotAccepted)) {
 		return
 	}
 	r.Finish(s, nil, http.StatusOK)

@@ -164,21 +164,17 @@ func TestIntegrat(t *testing.T) {
 func TestIntegratAcrossInstances(t *testing.T) {
 	rs := transporttest.NewRecordingServer(t)
 	rs.Respond(transporttest.Response{Status: 200, Body: `<Response status_code="0"/>`})
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: integrat%d
+	e := transporttest.StartInstances(t, kinds(), "integrat", 2, `
+  - name: integrat{i}
     kind: integrat
     transport_name: integrat
     web_path: /foo
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
-    url: %s
+    url: `+rs.URL+`
     username: u
     password: p
-`, i, i, rs.URL)
-	}
-	e := transporttest.StartMulti(t, kinds(), "integrat", workers.String(), 2)
+`)
 	one := "1"
 	e.Call(t, 0, published(send("", event("Open", "sess1234", "27345", "*120#", "")), schemas.SessionNew, "27345", "*120#", nil))
 	in := e.Call(t, 1, published(send("", event("Request", "sess1234", "27345", "*120#", "1")), schemas.SessionResume, "27345", "*120#", &one))
@@ -209,17 +205,12 @@ func TestParseResponse(t *testing.T) {
 
 func TestIntegratConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"url":      "  - {name: a, kind: integrat, transport_name: a, web_path: /x, username: u, password: p}",
-		"username": "  - {name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', password: p}",
-		"password": "  - {name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', username: u}",
-		"web_path": "  - {name: a, kind: integrat, transport_name: a, url: 'http://h/', username: u, password: p}",
+		"url":      "name: a, kind: integrat, transport_name: a, web_path: /x, username: u, password: p",
+		"username": "name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', password: p",
+		"password": "name: a, kind: integrat, transport_name: a, web_path: /x, url: 'http://h/', username: u",
+		"web_path": "name: a, kind: integrat, transport_name: a, url: 'http://h/', username: u, password: p",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParseEvent: no body makes the Higate reader panic; an accepted USSD

@@ -17,11 +17,11 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -88,8 +88,9 @@ type Config struct {
 	// OperatorMappings names the Operator of outbound requests by the
 	// number's prefix.
 	OperatorMappings OperatorMappings `yaml:"operator_mappings"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Timeout is outbound_timeout: how long, in seconds, one outbound
+	// request may take; default 30.
+	httpsend.Timeout `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -97,17 +98,14 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
 	var errs []error
 	if c.OutboundURL != "" {
-		if u, err := url.Parse(c.OutboundURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
+		if err := httpsend.CheckHostURL("outbound_url", c.OutboundURL); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -120,7 +118,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler { return &handler{cfg: cfg, client: client} },
 				httprpc.Options{ContentType: "text/plain; charset=utf-8"}), nil
 		},

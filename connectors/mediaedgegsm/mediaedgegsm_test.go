@@ -64,7 +64,7 @@ func TestMediaEdgeGSM(t *testing.T) {
 					t.Errorf("inbound %s", b)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, true) },
+			Reply:      transporttest.Reply(reply, true),
 			WantStatus: 200, WantBody: reply, WantHeader: map[string]string{"Content-Type": "text/plain; charset=utf-8"}}
 	}
 	transporttest.Run(t, e, []transporttest.Case{
@@ -126,18 +126,14 @@ func TestMediaEdgeGSM(t *testing.T) {
 // TestMediaEdgeGSMAcrossInstances: two instances behind a load balancer;
 // each one's requests are answered whichever instance consumes the reply.
 func TestMediaEdgeGSMAcrossInstances(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: meg%d
+	e := transporttest.StartInstances(t, kinds(), "mediaedgegsm", 2, `
+  - name: meg{i}
     kind: mediaedgegsm
     transport_name: mediaedgegsm
     web_path: /foo
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "mediaedgegsm", workers.String(), 2)
+`)
 	for i, from := range []string{"233200000001", "233200000002", "233200000003", "233200000004"} {
 		in := e.Call(t, i%2, transporttest.Case{Path: "/foo", Query: q("hi", "PhoneNumber", from),
 			Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("hello "+in.From(), true) }, WantStatus: 200, WantBody: "hello " + from})
@@ -164,17 +160,12 @@ func TestOperator(t *testing.T) {
 
 func TestMediaEdgeGSMConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":          "  - {name: a, kind: mediaedgegsm, transport_name: a}",
-		"outbound_url":      "  - {name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_url: 'ftp://x'}",
-		"outbound_timeout":  "  - {name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_timeout: -1}",
-		"operator_mappings": "  - {name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, operator_mappings: {417: [a]}}",
+		"web_path":          "name: a, kind: mediaedgegsm, transport_name: a",
+		"outbound_url":      "name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_url: 'ftp://x'",
+		"outbound_timeout":  "name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, outbound_timeout: -1",
+		"operator_mappings": "name: a, kind: mediaedgegsm, transport_name: a, web_path: /x, operator_mappings: {417: [a]}",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParseRequest: no parameters make the request reader panic; what it

@@ -7,12 +7,10 @@ package mediafonemc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
@@ -28,19 +26,14 @@ type Config struct {
 	// outbound message. Required.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	// OutboundURL outbound messages are sent to. Required.
-	OutboundURL string `yaml:"outbound_url"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Outbound is outbound_url (required) and outbound_timeout.
+	httpsend.Outbound `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
 func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
-	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
 	}
 	var errs []error
 	if c.Username == "" {
@@ -49,12 +42,7 @@ func (c *Config) Validate() error {
 	if c.Password == "" {
 		errs = append(errs, errors.New("key password: is required"))
 	}
-	if u, err := url.Parse(c.OutboundURL); c.OutboundURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
-	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
-	}
+	errs = append(errs, c.ValidateOutbound())
 	return errors.Join(errs...)
 }
 
@@ -66,7 +54,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler {
 				return &handler{cfg: cfg, send: httpsend.New("mediafone", client)}
 			}, httprpc.Options{ContentType: "application/json"}), nil
@@ -93,13 +81,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		MessageID: r.ID, Content: schemas.String(values["sms"]), ToAddr: schemas.String(values["to"]),
 		FromAddr: schemas.String(values["from"]), Provider: schemas.String("vumi"), TransportType: schemas.String(schemas.TransportSMS),
 	}
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-		return
-	}
-	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
-	r.Finish(s, body, http.StatusOK)
+	s.PublishAnswerID(ctx, r, m)
 }
 
 // HandleReply implements httprpc.ReplyHandler: every outbound message

@@ -3,7 +3,8 @@ package mediafonemc_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/vumi-kafka/vumi/connectors/mediafonemc"
 	"github.com/vumi-kafka/vumi/connectors/transporttest"
+	"github.com/vumi-kafka/vumi/internal/kafkatest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -35,14 +37,7 @@ func config(outbound, extra string) string {
 
 func q(kv ...string) url.Values {
 	v := url.Values{"to": {"12345"}, "from": {"2371234567"}, "sms": {"hello"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(content string) *schemas.UserMessage {
@@ -130,13 +125,8 @@ func TestMediafoneAuth(t *testing.T) {
 }
 
 func TestMediafoneUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "mediafone", config("http://"+addr, ""))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "mediafone", config(unreachable, ""))
 	m := out("hi")
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
@@ -156,13 +146,43 @@ func TestMediafoneConfigErrors(t *testing.T) {
 		"outbound_url": strings.Replace(base, "http://h/", "ftp://h/", 1),
 		"web_path":     strings.Replace(base, "web_path: /x, ", "", 1),
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
+	transporttest.ConfigErrors(t, kinds(), cases)
+	transporttest.ValidConfig(t, kinds(), base)
+}
+
+// TestMediafoneKafkaDown: while Kafka takes no messages, an inbound
+// message is answered 503 with a JSON error within about publish_timeout;
+// once it takes them again, 200 with the message id.
+func TestMediafoneKafkaDown(t *testing.T) {
+	e := transporttest.Start(t, kinds(), "mediafone", config(transporttest.ClosedURL(t), "    publish_timeout: 0.5\n"))
+	release := kafkatest.BlockProduce(e.Broker.Cluster())
+	get := func() (int, string) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Get(e.BaseURL + "/foo?" + q().Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != 503 || body != `{"error": "message not accepted, try again"}` {
+		t.Errorf("with Kafka down: %d %s", code, body)
+	}
+	release()
+	// The producer may still be backing off: poll until it publishes.
+	var ans map[string]string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := get()
+		if code == 200 {
+			if err := json.Unmarshal([]byte(body), &ans); err != nil || ans["message_id"] == "" {
+				t.Fatalf("with Kafka back: %d %s", code, body)
+			}
+			break
+		}
+		if code != 503 || time.Now().After(deadline) {
+			t.Fatalf("with Kafka back: %d %s", code, body)
 		}
 	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+"}\n"), kinds(), nil); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
+	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.MessageID == ans["message_id"] }, 30*time.Second)
 }

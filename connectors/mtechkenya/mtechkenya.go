@@ -9,14 +9,12 @@ package mtechkenya
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
@@ -28,13 +26,11 @@ import (
 // Config is Vumi's MTechKenyaTransportConfig.
 type Config struct {
 	httprpc.Config `yaml:",inline"`
-	// OutboundURL outbound messages are sent to. Required.
-	OutboundURL string `yaml:"outbound_url"`
 	// MtUsername and MtPassword are sent with outbound messages. Required.
 	MtUsername string `yaml:"mt_username"`
 	MtPassword string `yaml:"mt_password"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
+	// Outbound is outbound_url (required) and outbound_timeout.
+	httpsend.Outbound `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -42,12 +38,9 @@ func (c *Config) Validate() error {
 	if err := c.ValidateRPC(); err != nil {
 		return err
 	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
 	var errs []error
-	if u, err := url.Parse(c.OutboundURL); c.OutboundURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key outbound_url: %q is not an http(s) URL", c.OutboundURL))
+	if err := httpsend.CheckURL("outbound_url", c.OutboundURL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MtUsername == "" {
 		errs = append(errs, errors.New("key mt_username: is required"))
@@ -55,8 +48,8 @@ func (c *Config) Validate() error {
 	if c.MtPassword == "" {
 		errs = append(errs, errors.New("key mt_password: is required"))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -78,7 +71,7 @@ func kind(v2 bool) *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: time.Duration(cfg.OutboundTimeout * float64(time.Second))}
+			client := cfg.HTTPClient()
 			return httprpc.Worker(deps, spec, &cfg.Config, func() httprpc.Handler {
 				return &handler{cfg: cfg, v2: v2, send: httpsend.New("mtech kenya", client)}
 			}, httprpc.Options{ContentType: "application/json"}), nil
@@ -113,13 +106,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 		MessageID: r.ID, Content: schemas.String(values["MESSAGE"]), ToAddr: schemas.String(values["shortCode"]),
 		FromAddr: schemas.String(values["MSISDN"]), TransportType: schemas.String(schemas.TransportSMS), TransportMetadata: meta,
 	}
-	if err := s.PublishInbound(ctx, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte(`{"error": "message not accepted, try again"}`), http.StatusServiceUnavailable)
-		return
-	}
-	body, _ := json.Marshal(map[string]string{"message_id": r.ID})
-	r.Finish(s, body, http.StatusOK)
+	s.PublishAnswerID(ctx, r, m)
 }
 
 // KnownErrors are MTECH's meanings of HTTP status codes.

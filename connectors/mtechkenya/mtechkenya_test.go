@@ -3,7 +3,6 @@ package mtechkenya_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -93,14 +92,7 @@ func (f *fakeMTech) wait(t *testing.T, id string) sent {
 
 func q(kv ...string) url.Values {
 	v := url.Values{"shortCode": {"12345"}, "MSISDN": {"2371234567"}, "MESSAGE": {"hello"}, "messageID": {"1234567"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v
+	return transporttest.Params(v, kv...)
 }
 
 func out(to, content string, meta schemas.Metadata) *schemas.UserMessage {
@@ -216,13 +208,8 @@ func TestMTechKenyaBadCredentials(t *testing.T) {
 }
 
 func TestMTechKenyaUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "mtech", config("mtech_kenya", "http://"+addr, "testuser"))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "mtech", config("mtech_kenya", unreachable, "testuser"))
 	m := out("2371234567", "hi", nil)
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
@@ -238,13 +225,6 @@ func TestMTechKenyaConfigErrors(t *testing.T) {
 		"mt_password":  strings.Replace(base, "mt_password: p, ", "", 1),
 		"outbound_url": strings.Replace(base, "http://h/", "h", 1),
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+"}\n"), kinds(), nil); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	transporttest.ValidConfig(t, kinds(), base)
 }

@@ -19,7 +19,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/ussdsession"
@@ -29,15 +28,7 @@ import (
 
 // Config is the MtechUssdTransport's config.
 type Config struct {
-	httprpc.Config `yaml:",inline"`
-	// UssdSessionTimeout is how long, in seconds, a session lives after
-	// its start; default 600.
-	UssdSessionTimeout int `yaml:"ussd_session_timeout"`
-	// TransportType of inbound messages; default "ussd".
-	TransportType string `yaml:"transport_type"`
-	// RedisManager is accepted for compatibility with Vumi configs and
-	// ignored: sessions live in the session table.
-	RedisManager map[string]any `yaml:"redis_manager"`
+	ussdsession.HTTPConfig `yaml:",inline"`
 	// WebHost, Username, Password and UssdStringPrefix appear in Vumi's
 	// example configs; Vumi never read them. Accepted and ignored.
 	WebHost          string `yaml:"web_host"`
@@ -52,25 +43,7 @@ func (c *Config) Validate() error {
 		// Requests are XML bodies: query parameters are not looked at.
 		c.ValidationMode = httprpc.Permissive
 	}
-	if err := c.ValidateRPC(); err != nil {
-		return err
-	}
-	if c.UssdSessionTimeout == 0 {
-		c.UssdSessionTimeout = 600
-	}
-	if c.TransportType == "" {
-		c.TransportType = schemas.TransportUSSD
-	}
-	if c.UssdSessionTimeout < 0 {
-		return fmt.Errorf("key ussd_session_timeout: must be positive, got %d", c.UssdSessionTimeout)
-	}
-	return nil
-}
-
-// IO implements topology.WorkerConfig: the HTTP-RPC topics and the
-// session table.
-func (c *Config) IO(name string) topology.IO {
-	return ussdsession.AddIO(c.Config.IO(name), c.TransportName)
+	return c.HTTPConfig.Validate()
 }
 
 // Kind is the MtechUssdTransport worker kind.
@@ -81,7 +54,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.TransportName, time.Duration(cfg.UssdSessionTimeout)*time.Second,
+			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.TransportName, cfg.SessionTTL(),
 				httprpc.Options{ContentType: "text/plain"}, // Vumi's HTTP-RPC default
 				func(st *ussdsession.Store) httprpc.Handler { return &handler{cfg: cfg, sessions: st} }), nil
 		},

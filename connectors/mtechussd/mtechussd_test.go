@@ -54,7 +54,7 @@ func step(name, body string, ev schemas.SessionEvent, from, to, content, reply s
 			t.Errorf("inbound %s", b)
 		}
 	}
-	c.Reply = func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) }
+	c.Reply = transporttest.Reply(reply, !close)
 	c.WantStatus, c.WantBody = 200, want
 	c.WantHeader = map[string]string{"Content-Type": "text/plain"}
 	return c
@@ -118,20 +118,16 @@ func withStatus(c transporttest.Case, status int, body string) transporttest.Cas
 // TestMtechAcrossInstancesAndExpiry: a session started on one instance
 // continues on the other, and is gone ussd_session_timeout after its start.
 func TestMtechAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: mtech%d
+	e := transporttest.StartInstances(t, kinds(), "mtech", 2, `
+  - name: mtech{i}
     kind: mtech_ussd
     transport_name: mtech
     web_path: /foo
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     ussd_session_timeout: 3
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "mtech", workers.String(), 2)
-	reply := func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }
+`)
+	reply := transporttest.Reply("ok", true)
 	started := time.Now()
 	c := post("", page(sid, "mobile_number", "234", "page_id", "0", "data", "hi", "gate", "g"))
 	c.Reply, c.WantStatus = reply, 200
@@ -170,15 +166,10 @@ func TestResponseXML(t *testing.T) {
 
 func TestMtechConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: mtech_ussd, transport_name: a}",
-		"ussd_session_timeout": "  - {name: a, kind: mtech_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}",
+		"web_path":             "name: a, kind: mtech_ussd, transport_name: a",
+		"ussd_session_timeout": "name: a, kind: mtech_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 // FuzzParsePage: no body makes the page reader panic; an accepted page

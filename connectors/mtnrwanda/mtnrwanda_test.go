@@ -126,7 +126,7 @@ func step(name, tx, request string, ev schemas.SessionEvent, content *string, re
 				t.Errorf("inbound %s", b)
 			}
 		},
-		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
+		Reply:      transporttest.Reply(reply, !close),
 		WantStatus: 200, WantHeader: map[string]string{"Content-Type": "text/xml; charset=utf-8"},
 		Check: func(t testing.TB, body string) {
 			got, fault := parseAnswer(t, body)
@@ -198,19 +198,15 @@ func TestMTNRwanda(t *testing.T) {
 // either, and is answered by the instance holding the call. A session
 // ends session_timeout_period after its start.
 func TestMTNRwandaAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: mtn%d
+	e := transporttest.StartInstances(t, kinds(), "mtn", 2, `
+  - name: mtn{i}
     kind: mtn_rwanda_ussd
     transport_name: mtn
     host: 127.0.0.1
-    port: ${PORT%d}
+    port: ${PORT{i}}
     web_path: /foo/
     session_timeout_period: 3
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "mtn", workers.String(), 2)
+`)
 	started := time.Now()
 	c := step("", "tx", "*1#", schemas.SessionNew, nil, "menu", false, "notify")
 	e.Call(t, 0, c)
@@ -223,19 +219,14 @@ func TestMTNRwandaAcrossInstancesAndExpiry(t *testing.T) {
 
 func TestMTNRwandaConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"twisted_endpoint":       "  - {name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x}",
-		"web_path":               "  - {name: a, kind: mtn_rwanda_ussd, transport_name: a, twisted_endpoint: 'tcp:port=0'}",
-		"timeout":                "  - {name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'tcp:port=0', timeout: -1}",
-		"session_timeout_period": "  - {name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'tcp:port=0', session_timeout_period: -1}",
+		"twisted_endpoint":       "name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x",
+		"web_path":               "name: a, kind: mtn_rwanda_ussd, transport_name: a, twisted_endpoint: 'tcp:port=0'",
+		"timeout":                "name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'tcp:port=0', timeout: -1",
+		"session_timeout_period": "name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'tcp:port=0', session_timeout_period: -1",
 	}
-	cases["twisted_endpoint: give either"] = "  - {name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'tcp:port=0', port: 80}"
-	cases["twisted_endpoint: endpoint"] = "  - {name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'unix:/tmp/x'}"
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	cases["twisted_endpoint: give either"] = "name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'tcp:port=0', port: 80"
+	cases["twisted_endpoint: endpoint"] = "name: a, kind: mtn_rwanda_ussd, transport_name: a, web_path: /x, twisted_endpoint: 'unix:/tmp/x'"
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 func TestAnswer(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/endpoint"
 	"github.com/vumi-kafka/vumi/internal/worker"
@@ -40,9 +41,10 @@ type Config struct {
 	// RejectNone rejects messages whose content is the string "None"
 	// (Python's str(None) on Netcore's side); default true.
 	RejectNone *bool `yaml:"reject_none"`
-	// PublishTimeout bounds, in seconds, publishing an inbound message:
-	// when Kafka is unreachable Netcore gets a 503 this soon; default 1.
-	PublishTimeout float64 `yaml:"publish_timeout"`
+	// Publish is publish_timeout, which bounds, in seconds, publishing an
+	// inbound message: when Kafka is unreachable Netcore gets a 503 this
+	// soon; default 1.
+	httprpc.Publish `yaml:",inline"`
 
 	addr string
 }
@@ -58,9 +60,6 @@ func (c *Config) Validate() error {
 	if c.RejectNone == nil {
 		t := true
 		c.RejectNone = &t
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 1
 	}
 	var errs []error
 	if err := c.ValidateBase(); err != nil {
@@ -86,8 +85,8 @@ func (c *Config) Validate() error {
 	if trim(c.WebPath) == trim(c.HealthPath) {
 		errs = append(errs, errors.New("key health_path: must differ from web_path"))
 	}
-	if c.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -184,7 +183,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		TransportType:     schemas.String(schemas.TransportSMS),
 		TransportMetadata: schemas.Metadata{"netcore": map[string]any{"circle": in.Circle, "source": in.Source}},
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.cfg.PublishTimeout*float64(time.Second)))
+	ctx, cancel := h.cfg.PublishContext(r.Context())
 	defer cancel()
 	if err := h.t.PublishMessage(ctx, m); err != nil {
 		h.t.Log.Error("inbound message not published", "error", err)

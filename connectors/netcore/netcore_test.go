@@ -26,14 +26,7 @@ func config(extra string) string {
 
 func form(kv ...string) string {
 	v := url.Values{"to_addr": {"10010"}, "from_addr": {"8800000000"}, "content": {"foo"}, "source": {"sms"}, "circle": {"of life"}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == "<none>" {
-			v.Del(kv[i])
-			continue
-		}
-		v.Set(kv[i], kv[i+1])
-	}
-	return v.Encode()
+	return transporttest.Params(v, kv...).Encode()
 }
 
 const ct = "application/x-www-form-urlencoded"

@@ -15,12 +15,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/connectors/ussdsession"
@@ -59,11 +59,13 @@ type Config struct {
 	// RedisManager is Vumi's Redis config, accepted and ignored: the id
 	// map lives in a Kafka table.
 	RedisManager map[string]any `yaml:"redis_manager"`
-	// OutboundTimeout bounds, in seconds, one XML-RPC call; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
-	// PublishTimeout bounds, in seconds, publishing what Opera posts; Opera
-	// gets a 503 this soon when Kafka is unreachable; default 1.
-	PublishTimeout float64 `yaml:"publish_timeout"`
+	// Timeout is outbound_timeout: how long, in seconds, one XML-RPC call
+	// may take; default 30.
+	httpsend.Timeout `yaml:",inline"`
+	// Publish is publish_timeout, which bounds, in seconds, publishing what
+	// Opera posts; Opera gets a 503 this soon when Kafka is unreachable;
+	// default 1.
+	httprpc.Publish `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -73,12 +75,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSegments == 0 {
 		c.MaxSegments = 9
-	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 1
 	}
 	var errs []error
 	if err := c.ValidateBase(); err != nil {
@@ -90,8 +86,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("key %s: is required", k.key))
 		}
 	}
-	if u, err := url.Parse(c.URL); c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key url: %q is not an http(s) URL", c.URL))
+	if err := httpsend.CheckURL("url", c.URL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.WebPort == nil {
 		errs = append(errs, errors.New("key web_port: is required"))
@@ -110,11 +106,11 @@ func (c *Config) Validate() error {
 	if c.MaxSegments < 1 || c.MaxSegments > 9 {
 		errs = append(errs, fmt.Errorf("key max_segments: must be between 1 and 9, got %d", c.MaxSegments))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
-	if c.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -142,7 +138,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: secs(cfg.OutboundTimeout)}
+			client := cfg.HTTPClient()
 			return topology.WorkerFunc(func(ctx context.Context) error {
 				t, err := transport.New(deps, spec, &cfg.Config)
 				if err != nil {
@@ -159,8 +155,6 @@ func Kind() *topology.Kind {
 		},
 	}
 }
-
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 type handler struct {
 	cfg  *Config
@@ -312,7 +306,7 @@ func (h *handler) receive(ctx context.Context, doc []byte) error {
 	if strings.TrimSpace(m.MessageID) == "" {
 		return badRequest("Empty field: MessageID")
 	}
-	ctx, cancel := context.WithTimeout(ctx, secs(h.cfg.PublishTimeout))
+	ctx, cancel := h.cfg.PublishContext(ctx)
 	defer cancel()
 	return h.t.PublishMessage(ctx, m)
 }
@@ -338,7 +332,7 @@ func (h *handler) receipts(ctx context.Context, doc []byte) error {
 		}
 		meta := schemas.Metadata{"opera": map[string]any{"msgid": rc.MsgID, "reference": ref, "msisdn": rc.MSISDN,
 			"status": rc.Status, "timestamp": rc.Timestamp, "billed": rc.Billed}}
-		pctx, cancel := context.WithTimeout(ctx, secs(h.cfg.PublishTimeout))
+		pctx, cancel := h.cfg.PublishContext(ctx)
 		err = h.t.PublishDeliveryReport(pctx, id, schemas.DeliveryStatus(DeliveryStatus(rc.Status)), meta)
 		cancel()
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -365,13 +364,8 @@ func TestOperaIDExpiry(t *testing.T) {
 }
 
 func TestOperaUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "opera", worker("opera", "${WEB_PORT}", "http://"+addr, ""))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "opera", worker("opera", "${WEB_PORT}", unreachable, ""))
 	m := out("hi", nil)
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
@@ -391,16 +385,8 @@ func TestOperaConfigErrors(t *testing.T) {
 		"max_segments":        base + ", max_segments: 10",
 		"message_id_lifetime": base + ", message_id_lifetime: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	cfg, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+", redis_manager: {host: x}}\n"), kinds(), nil)
-	if err != nil {
-		t.Fatalf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	cfg := transporttest.ValidConfig(t, kinds(), base+", redis_manager: {host: x}")
 	c := cfg.Workers[0].Config.(*opera.Config)
 	if c.MessageIDLifetime != 7*24*3600 || c.MaxSegments != 9 {
 		t.Errorf("defaults: %+v", c)

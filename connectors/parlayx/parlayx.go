@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/worker"
@@ -57,12 +58,13 @@ type Config struct {
 	ServiceProviderServiceID string `yaml:"service_provider_service_id"`
 	ServiceProviderID        string `yaml:"service_provider_id"`
 	ServiceProviderPassword  string `yaml:"service_provider_password"`
-	// OutboundTimeout bounds, in seconds, one SOAP request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
-	// PublishTimeout bounds, in seconds, publishing a notification; the
-	// network gets a SOAP fault this soon when Kafka is unreachable;
-	// default 1.
-	PublishTimeout float64 `yaml:"publish_timeout"`
+	// Timeout is outbound_timeout: how long, in seconds, one SOAP request
+	// may take; default 30.
+	httpsend.Timeout `yaml:",inline"`
+	// Publish is publish_timeout, which bounds, in seconds, publishing a
+	// notification; the network gets a SOAP fault this soon when Kafka is
+	// unreachable; default 1.
+	httprpc.Publish `yaml:",inline"`
 }
 
 func httpURL(s string) bool {
@@ -72,12 +74,6 @@ func httpURL(s string) bool {
 
 // Validate implements topology.WorkerConfig.
 func (c *Config) Validate() error {
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 1
-	}
 	var errs []error
 	if err := c.ValidateBase(); err != nil {
 		errs = append(errs, err)
@@ -107,11 +103,11 @@ func (c *Config) Validate() error {
 	if c.WebNotificationPort < 0 || c.WebNotificationPort > 65535 {
 		errs = append(errs, fmt.Errorf("key web_notification_port: %d is not a port", c.WebNotificationPort))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
-	if c.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -124,7 +120,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			httpc := &http.Client{Timeout: secs(cfg.OutboundTimeout)}
+			httpc := cfg.HTTPClient()
 			return topology.WorkerFunc(func(ctx context.Context) error {
 				t, err := transport.New(deps, spec, &cfg.Config)
 				if err != nil {
@@ -137,8 +133,6 @@ func Kind() *topology.Kind {
 		},
 	}
 }
-
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 type handler struct {
 	cfg *Config
@@ -251,7 +245,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		writeSOAP(w, http.StatusInternalServerError, faultEnvelope(fault.Code, fault.String))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), secs(h.cfg.PublishTimeout))
+	ctx, cancel := h.cfg.PublishContext(r.Context())
 	defer cancel()
 	var response node
 	switch n := n.(type) {

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -373,13 +372,8 @@ func TestParlayXAuthFailure(t *testing.T) {
 }
 
 func TestParlayXUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e := transporttest.Start(t, kinds(), "parlayx", config("http://"+addr, "s3cret", ""))
+	unreachable := transporttest.ClosedURL(t)
+	e := transporttest.Start(t, kinds(), "parlayx", config(unreachable, "s3cret", ""))
 	m := out("+27117654321", "hi", nil)
 	e.SendOutbound(m)
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return f.Message != nil && strings.Contains(*f.Message, m.MessageID) }, 30*time.Second)
@@ -399,13 +393,6 @@ func TestParlayXConfigErrors(t *testing.T) {
 		"remote_notification_uri":   base + ", start_notifications: true, short_code: '1'",
 		"short_code":                base + ", start_notifications: true, remote_notification_uri: 'http://p/n'",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+"}\n"), kinds(), nil); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	transporttest.ValidConfig(t, kinds(), base)
 }

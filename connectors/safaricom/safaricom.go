@@ -14,10 +14,8 @@ package safaricom
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/connectors/ussdsession"
@@ -27,39 +25,10 @@ import (
 
 // Config is the SafaricomTransport's config.
 type Config struct {
-	httprpc.Config `yaml:",inline"`
-	// UssdSessionTimeout is how long, in seconds, a session lives after
-	// its start; default 600.
-	UssdSessionTimeout int `yaml:"ussd_session_timeout"`
-	// TransportType of inbound messages; default "ussd".
-	TransportType string `yaml:"transport_type"`
-	// RedisManager and Redis are accepted for compatibility with Vumi
-	// configs and ignored: sessions live in the session table.
-	RedisManager map[string]any `yaml:"redis_manager"`
-	Redis        map[string]any `yaml:"redis"`
-}
-
-// Validate implements topology.WorkerConfig.
-func (c *Config) Validate() error {
-	if err := c.ValidateRPC(); err != nil {
-		return err
-	}
-	if c.UssdSessionTimeout == 0 {
-		c.UssdSessionTimeout = 600
-	}
-	if c.TransportType == "" {
-		c.TransportType = schemas.TransportUSSD
-	}
-	if c.UssdSessionTimeout < 0 {
-		return fmt.Errorf("key ussd_session_timeout: must be positive, got %d", c.UssdSessionTimeout)
-	}
-	return nil
-}
-
-// IO implements topology.WorkerConfig: the HTTP-RPC topics and the
-// session table.
-func (c *Config) IO(name string) topology.IO {
-	return ussdsession.AddIO(c.Config.IO(name), c.TransportName)
+	ussdsession.HTTPConfig `yaml:",inline"`
+	// Redis is accepted for compatibility with Vumi configs and ignored:
+	// sessions live in the session table.
+	Redis map[string]any `yaml:"redis"`
 }
 
 // Kind is the SafaricomTransport worker kind.
@@ -70,7 +39,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.TransportName, time.Duration(cfg.UssdSessionTimeout)*time.Second,
+			return ussdsession.Worker(deps, spec, &cfg.Config, cfg.TransportName, cfg.SessionTTL(),
 				httprpc.Options{}, func(st *ussdsession.Store) httprpc.Handler { return &handler{cfg: cfg, sessions: st} }), nil
 		},
 	}

@@ -48,7 +48,7 @@ func step(name string, query url.Values, ev schemas.SessionEvent, to, content, r
 				t.Errorf("inbound %s; want %s to %q content %q", b, ev, to, content)
 			}
 		},
-		Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply(reply, !close) },
+		Reply:      transporttest.Reply(reply, !close),
 		WantStatus: 200, WantBody: body, WantHeader: map[string]string{"Content-Type": "text/plain"},
 	}
 }
@@ -104,22 +104,18 @@ func TestSafaricom(t *testing.T) {
 // instance continues on another, saving the session does not extend its
 // life, and after ussd_session_timeout the same session id starts anew.
 func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
-	var workers strings.Builder
-	for i := range 2 {
-		fmt.Fprintf(&workers, `
-  - name: safaricom%d
+	e := transporttest.StartInstances(t, kinds(), "safaricom", 2, `
+  - name: safaricom{i}
     kind: safaricom_ussd
     transport_name: safaricom
     web_path: /ussd
-    web_port: ${PORT%d}
+    web_port: ${PORT{i}}
     web_interface: 127.0.0.1
     ussd_session_timeout: 4
     validation_mode: permissive
-`, i, i)
-	}
-	e := transporttest.StartMulti(t, kinds(), "safaricom", workers.String(), 2)
+`)
 	started := time.Now()
-	first := transporttest.Case{Path: "/ussd", Query: q("x1", "7", "extra", "ignored"), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("menu", true) }, WantBody: "CON menu"}
+	first := transporttest.Case{Path: "/ussd", Query: q("x1", "7", "extra", "ignored"), Reply: transporttest.Reply("menu", true), WantBody: "CON menu"}
 	in := e.Call(t, 0, first)
 	if in.Session() != schemas.SessionNew || in.To() != "*167*7#" {
 		t.Fatalf("first inbound: %s %s", in.Session(), in.To())
@@ -127,7 +123,7 @@ func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
 	// The other instance continues the session, once its copy of the
 	// table has read the session.
 	e.WaitSessionTable(t, 1, "safaricom")
-	in = e.Call(t, 1, transporttest.Case{Path: "/ussd", Query: q("x1", "7*2"), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }, WantBody: "CON ok"})
+	in = e.Call(t, 1, transporttest.Case{Path: "/ussd", Query: q("x1", "7*2"), Reply: transporttest.Reply("ok", true), WantBody: "CON ok"})
 	if in.Session() != schemas.SessionResume || in.Text() != "2" || in.To() != "*167*7#" {
 		t.Fatalf("instance 1: %s %q %s", in.Session(), in.Text(), in.To())
 	}
@@ -136,14 +132,14 @@ func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
 	params := "7*2"
 	for i := 0; time.Since(started) < 3*time.Second; i++ {
 		params += fmt.Sprint("*", i)
-		in = e.Call(t, 1, transporttest.Case{Path: "/ussd", Query: q("x1", params), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", true) }, WantBody: "CON ok"})
+		in = e.Call(t, 1, transporttest.Case{Path: "/ussd", Query: q("x1", params), Reply: transporttest.Reply("ok", true), WantBody: "CON ok"})
 		if in.Session() != schemas.SessionResume || in.Text() != fmt.Sprint(i) {
 			t.Fatalf("busy session: %s %q", in.Session(), in.Text())
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
 	time.Sleep(time.Until(started.Add(5 * time.Second)))
-	in = e.Call(t, 0, transporttest.Case{Path: "/ussd", Query: q("x1", "7*2*3"), Reply: func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("again", false) }, WantBody: "END again"})
+	in = e.Call(t, 0, transporttest.Case{Path: "/ussd", Query: q("x1", "7*2*3"), Reply: transporttest.Reply("again", false), WantBody: "END again"})
 	if in.Session() != schemas.SessionNew || in.To() != "*167*7*2*3#" || in.Text() != "" {
 		t.Errorf("after expiry: %s %q %s", in.Session(), in.Text(), in.To())
 	}
@@ -151,16 +147,11 @@ func TestSafaricomAcrossInstancesAndExpiry(t *testing.T) {
 
 func TestSafaricomConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"web_path":             "  - {name: a, kind: safaricom_ussd, transport_name: a}",
-		"ussd_session_timeout": "  - {name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1}",
-		"validation_mode":      "  - {name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, validation_mode: lax}",
+		"web_path":             "name: a, kind: safaricom_ussd, transport_name: a",
+		"ussd_session_timeout": "name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, ussd_session_timeout: -1",
+		"validation_mode":      "name: a, kind: safaricom_ussd, transport_name: a, web_path: /x, validation_mode: lax",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
 }
 
 func TestNewInput(t *testing.T) {

@@ -162,6 +162,13 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// ClosedURL is "http://127.0.0.1:PORT" where PORT was just free and
+// nothing listens: a provider that cannot be reached.
+func ClosedURL(t testing.TB) string {
+	t.Helper()
+	return "http://" + net.JoinHostPort("127.0.0.1", fmt.Sprint(freePort(t)))
+}
+
 func (e *Env) consume(ctx context.Context) {
 	dec := schemas.NewAnyDecoder(schemas.NewRegistryClient(e.Broker.RegistryURL(), schemas.RegistryClientOptions{}))
 	for {

@@ -60,7 +60,7 @@ func TestTrueAfrican(t *testing.T) {
 			t.Errorf("inbound %+v", m)
 		}
 	}
-	init.Reply = func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Menu <1>", true) }
+	init.Reply = transporttest.Reply("Menu <1>", true)
 	init.WantStatus, init.WantBody = 200, resp("message", "Menu &lt;1&gt;", "session", "s1", "type", "cont")
 
 	cont := rpc("USSD.CONT resumes it", call("USSD.CONT", "session", "s1", "response", "1"))
@@ -69,7 +69,7 @@ func TestTrueAfrican(t *testing.T) {
 			t.Errorf("inbound %+v", m)
 		}
 	}
-	cont.Reply = func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Bye", false) }
+	cont.Reply = transporttest.Reply("Bye", false)
 	cont.WantStatus, cont.WantBody = 200, resp("message", "Bye", "session", "s1", "type", "end")
 
 	end := rpc("USSD.END closes it at once", call("USSD.END", "session", "s1"))
@@ -121,17 +121,12 @@ func withWant(c transporttest.Case, status int, body string) transporttest.Case 
 
 func TestTrueAfricanConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"port":            "  - {name: a, kind: trueafrican_ussd, transport_name: a}",
-		"session_timeout": "  - {name: a, kind: trueafrican_ussd, transport_name: a, port: 0, session_timeout: -1}",
-		"request_timeout": "  - {name: a, kind: trueafrican_ussd, transport_name: a, port: 0, request_timeout: -1}",
+		"port":            "name: a, kind: trueafrican_ussd, transport_name: a",
+		"session_timeout": "name: a, kind: trueafrican_ussd, transport_name: a, port: 0, session_timeout: -1",
+		"request_timeout": "name: a, kind: trueafrican_ussd, transport_name: a, port: 0, request_timeout: -1",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {name: a, kind: trueafrican_ussd, port: 0}\n"), kinds(), nil); err == nil || !strings.Contains(err.Error(), "key transport_name") {
+	transporttest.ConfigErrors(t, kinds(), cases)
+	if _, err := transporttest.LoadWorker(kinds(), "name: a, kind: trueafrican_ussd, port: 0"); err == nil || !strings.Contains(err.Error(), "key transport_name") {
 		t.Errorf("transport_name: %v", err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/httprpc"
+	"github.com/vumi-kafka/vumi/connectors/httpsend"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/middleware"
@@ -52,12 +54,13 @@ type Config struct {
 	WebReceiptPath string `yaml:"web_receipt_path"`
 	// WebHealthPath answers health checks; default "health".
 	WebHealthPath string `yaml:"web_health_path"`
-	// OutboundTimeout bounds, in seconds, one outbound request; default 30.
-	OutboundTimeout float64 `yaml:"outbound_timeout"`
-	// PublishTimeout bounds, in seconds, publishing an inbound message or
-	// receipt: when Kafka is unreachable Vas2Nets gets a 503 this soon;
-	// default 1.
-	PublishTimeout float64 `yaml:"publish_timeout"`
+	// Timeout is outbound_timeout: how long, in seconds, one outbound
+	// request may take; default 30.
+	httpsend.Timeout `yaml:",inline"`
+	// Publish is publish_timeout, which bounds, in seconds, publishing an
+	// inbound message or receipt: when Kafka is unreachable Vas2Nets gets a
+	// 503 this soon; default 1.
+	httprpc.Publish `yaml:",inline"`
 }
 
 // Validate implements topology.WorkerConfig.
@@ -68,18 +71,12 @@ func (c *Config) Validate() error {
 	if c.WebHealthPath == "" {
 		c.WebHealthPath = "health"
 	}
-	if c.OutboundTimeout == 0 {
-		c.OutboundTimeout = 30
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 1
-	}
 	var errs []error
 	if err := c.ValidateBase(); err != nil {
 		errs = append(errs, err)
 	}
-	if u, err := url.Parse(c.URL); c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		errs = append(errs, fmt.Errorf("key url: %q is not an http(s) URL", c.URL))
+	if err := httpsend.CheckURL("url", c.URL); err != nil {
+		errs = append(errs, err)
 	}
 	for _, k := range []struct{ key, v string }{{"username", c.Username}, {"password", c.Password}, {"owner", c.Owner},
 		{"service", c.Service}, {"web_receive_path", c.WebReceivePath}, {"web_receipt_path", c.WebReceiptPath}} {
@@ -95,11 +92,11 @@ func (c *Config) Validate() error {
 	if c.WebReceivePath != "" && trim(c.WebReceivePath) == trim(c.WebReceiptPath) {
 		errs = append(errs, errors.New("key web_receipt_path: must differ from web_receive_path"))
 	}
-	if c.OutboundTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key outbound_timeout: must be positive, got %v", c.OutboundTimeout))
+	if err := c.ValidateTimeout(); err != nil {
+		errs = append(errs, err)
 	}
-	if c.PublishTimeout < 0 {
-		errs = append(errs, fmt.Errorf("key publish_timeout: must be positive, got %v", c.PublishTimeout))
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	if trim(c.WebHealthPath) == trim(c.WebReceivePath) || trim(c.WebHealthPath) == trim(c.WebReceiptPath) {
 		errs = append(errs, errors.New("key web_health_path: must differ from web_receive_path and web_receipt_path"))
@@ -119,7 +116,7 @@ func Kind() *topology.Kind {
 		NewConfig: func() topology.WorkerConfig { return &Config{} },
 		Build: func(deps *topology.Deps, spec *topology.WorkerSpec) (topology.Worker, error) {
 			cfg := spec.Config.(*Config)
-			client := &http.Client{Timeout: secs(cfg.OutboundTimeout)}
+			client := cfg.HTTPClient()
 			return topology.WorkerFunc(func(ctx context.Context) error {
 				t, err := transport.New(deps, spec, &cfg.Config)
 				if err != nil {
@@ -131,8 +128,6 @@ func Kind() *topology.Kind {
 		},
 	}
 }
-
-func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 
 type handler struct {
 	cfg    *Config
@@ -214,7 +209,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, "invalid request: "+err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), secs(h.cfg.PublishTimeout))
+	ctx, cancel := h.cfg.PublishContext(r.Context())
 	defer cancel()
 	if path == trim(h.cfg.WebReceivePath) {
 		h.receive(ctx, w, r.Form)

@@ -154,13 +154,6 @@ func TestVas2NetsConfigErrors(t *testing.T) {
 		"web_port":         strings.Replace(base, "web_port: 0, ", "", 1),
 		"web_receipt_path": strings.Replace(base, "/dr", "/in", 1),
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n  - {"+w+"}\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	if _, err := topology.Load("c.yaml", []byte("workers:\n  - {"+base+"}\n"), kinds(), nil); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
+	transporttest.ConfigErrors(t, kinds(), cases)
+	transporttest.ValidConfig(t, kinds(), base)
 }

@@ -96,10 +96,7 @@ func (h *handler) HandleRequest(ctx context.Context, s *httprpc.Server, r *httpr
 	if p, ok := values["provider"]; ok {
 		m.Provider = schemas.String(p)
 	}
-	if err := s.Publish(ctx, r, m); err != nil {
-		s.Log.Error("inbound message not published", "request_id", r.ID, "error", err)
-		r.Finish(s, []byte("message not accepted, try again"), http.StatusServiceUnavailable)
-	}
+	s.PublishOrFail(ctx, r, m, []byte(httprpc.NotAccepted))
 }
 
 // HandleReply implements httprpc.ReplyHandler: the reply's content is the

@@ -47,7 +47,7 @@ func TestVodacomMessaging(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Pick <one> & go", true) },
+			Reply:      transporttest.Reply("Pick <one> & go", true),
 			WantStatus: 200, WantBody: strings.Replace(menuOpen, "%s", "Pick &lt;one&gt; &amp; go", 1),
 			WantHeader: map[string]string{"Content-Type": "text/xml; charset=utf-8"},
 		},
@@ -59,7 +59,7 @@ func TestVodacomMessaging(t *testing.T) {
 					t.Errorf("inbound %+v", m)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("Bye", false) },
+			Reply:      transporttest.Reply("Bye", false),
 			WantStatus: 200, WantBody: "<request>\n\t<headertext>Bye</headertext>\n</request>",
 		},
 		{
@@ -70,7 +70,7 @@ func TestVodacomMessaging(t *testing.T) {
 					t.Errorf("provider %v", *m.Provider)
 				}
 			},
-			Reply:      func(in *schemas.UserMessage) *schemas.UserMessage { return in.Reply("ok", false) },
+			Reply:      transporttest.Reply("ok", false),
 			WantStatus: 200,
 		},
 		{Name: "missing parameters", Path: "/api/v1/ussd", User: "vodacom", Pass: "secret", Query: q("request", "1"),
@@ -92,17 +92,12 @@ func TestVodacomMessaging(t *testing.T) {
 
 func TestVodacomMessagingConfigErrors(t *testing.T) {
 	cases := map[string]string{
-		"ussd_string_prefix": "  - {name: a, kind: vodacom_messaging_ussd, transport_name: a, web_path: /x, web_host: h}",
-		"web_host":           "  - {name: a, kind: vodacom_messaging_ussd, transport_name: a, web_path: /x, ussd_string_prefix: '*1'}",
+		"ussd_string_prefix": "name: a, kind: vodacom_messaging_ussd, transport_name: a, web_path: /x, web_host: h",
+		"web_host":           "name: a, kind: vodacom_messaging_ussd, transport_name: a, web_path: /x, ussd_string_prefix: '*1'",
 	}
-	for key, w := range cases {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
-	bad := "  - {name: a, kind: vodacom_messaging_ussd, transport_name: a, web_path: /x, ussd_string_prefix: '*1', web_host: 'http://h/'}"
-	if _, err := topology.Load("c.yaml", []byte("workers:\n"+bad+"\n"), kinds(), nil); err == nil || !strings.Contains(err.Error(), "key web_host") {
+	transporttest.ConfigErrors(t, kinds(), cases)
+	bad := "name: a, kind: vodacom_messaging_ussd, transport_name: a, web_path: /x, ussd_string_prefix: '*1', web_host: 'http://h/'"
+	if _, err := transporttest.LoadWorker(kinds(), bad); err == nil || !strings.Contains(err.Error(), "key web_host") {
 		t.Errorf("web_host with scheme: %v", err)
 	}
 }
