@@ -15,12 +15,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -107,28 +105,13 @@ func (c *Config) Validate() error {
 		}
 		c.addr = addr
 	}
-	if c.LinkCheckPeriod == 0 {
-		c.LinkCheckPeriod = 60
+	if err := tcpclient.Seconds("link_check_period", &c.LinkCheckPeriod, 60); err != nil {
+		return err
 	}
-	if c.LinkCheckPeriod < 1 {
-		return fmt.Errorf("key link_check_period: must be at least 1 second, got %d", c.LinkCheckPeriod)
+	if err := tcpclient.Seconds("ussd_session_lifetime", &c.UssdSessionLifetime, 300); err != nil {
+		return err
 	}
-	if c.UssdSessionLifetime == 0 {
-		c.UssdSessionLifetime = 300
-	}
-	if c.UssdSessionLifetime < 1 {
-		return fmt.Errorf("key ussd_session_lifetime: must be at least 1 second, got %d", c.UssdSessionLifetime)
-	}
-	if c.InitialReconnectDelay == 0 {
-		c.InitialReconnectDelay = 1
-	}
-	if c.MaxReconnectDelay == 0 {
-		c.MaxReconnectDelay = 3600
-	}
-	if c.InitialReconnectDelay < 0 || c.MaxReconnectDelay < c.InitialReconnectDelay {
-		return fmt.Errorf("key max_reconnect_delay: must be at least initial_reconnect_delay (%v), got %v", c.InitialReconnectDelay, c.MaxReconnectDelay)
-	}
-	return nil
+	return tcpclient.ReconnectDelays(&c.InitialReconnectDelay, &c.MaxReconnectDelay)
 }
 
 // IO implements topology.WorkerConfig: the transport's topics and its
@@ -173,6 +156,9 @@ const (
 // Status components and types.
 const component = "ssmi"
 
+// peer names the SSMI server in log lines.
+const peerName = "the SSMI server"
+
 // Transport is the TruTeq transport worker.
 type Transport struct {
 	deps *topology.Deps
@@ -189,23 +175,11 @@ type Transport struct {
 
 // conn is one logged-in (or logging-in) connection.
 type conn struct {
-	c       net.Conn
-	wmu     sync.Mutex
-	closed  chan struct{}
-	once    sync.Once
-	err     error
+	*tcpclient.Conn
 	loginCh chan error // the login's outcome, once
 	// linkPending is set when a link check is sent and cleared by its ACK.
 	linkPending atomic.Bool
 	loggedIn    atomic.Bool
-}
-
-func (c *conn) close(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.closed)
-		_ = c.c.Close()
-	})
 }
 
 // Run connects and serves until ctx ends.
@@ -221,51 +195,16 @@ func (tr *Transport) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSessions()
-	stErr := make(chan error, 1)
-	go func() { stErr <- tr.sessions.Run(stCtx) }()
-	select {
-	case <-ctx.Done():
-		stopSessions()
-		<-stErr
-		return nil
-	case err := <-stErr:
-		if err == nil {
-			err = errors.New("session table stopped")
-		}
+	stopSessions, err := tcpclient.StartTable(ctx, tr.sessions, "session table")
+	if stopSessions == nil {
 		return err
-	case <-waitCh(stCtx, tr.sessions):
 	}
-
-	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
-	connDone := make(chan struct{})
-	go func() {
-		defer close(connDone)
-		tr.connectLoop(connCtx)
-	}()
-	go func() {
-		<-ctx.Done()
-		close(tr.stopping)
-	}()
-	runErr := t.Run(ctx, tr)
-	stopConn()
-	<-connDone
-	stopSessions()
-	if err := <-stErr; err != nil && runErr == nil {
+	defer stopSessions()
+	runErr := tcpclient.Serve(ctx, t, tr, tr.stopping, tr.connectLoop)
+	if err := stopSessions(); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
-}
-
-func waitCh(ctx context.Context, s *ussdsession.Store) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		if s.Wait(ctx) == nil {
-			close(ch)
-		}
-	}()
-	return ch
 }
 
 func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
@@ -274,33 +213,16 @@ func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ,
 
 // connectLoop keeps a logged-in connection, reconnecting with back-off.
 func (tr *Transport) connectLoop(ctx context.Context) {
-	bo := tcpclient.Backoff{
-		Initial: time.Duration(tr.cfg.InitialReconnectDelay * float64(time.Second)),
-		Max:     time.Duration(tr.cfg.MaxReconnectDelay * float64(time.Second)),
-	}
 	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to the SSMI server "+tr.cfg.addr)
-	for ctx.Err() == nil {
-		loggedIn := tr.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if loggedIn {
-			bo.Reset()
-		}
-		d := bo.Next()
+	tcpclient.Reconnect(ctx, tcpclient.NewBackoff(tr.cfg.InitialReconnectDelay, tr.cfg.MaxReconnectDelay), tr.session, func(d time.Duration) {
 		tr.log.Info("reconnecting to the SSMI server", "addr", tr.cfg.addr, "in", d)
-		if !tcpclient.Sleep(ctx, d) {
-			return
-		}
-	}
+	})
 }
 
 // session runs one connection: dial, login, link checks, reading. It
 // reports whether the login succeeded.
 func (tr *Transport) session(ctx context.Context) bool {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", tr.cfg.addr)
-	cancel()
+	tc, err := tcpclient.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer)
 	if err != nil {
 		if ctx.Err() == nil {
 			tr.log.Warn("cannot connect to the SSMI server", "addr", tr.cfg.addr, "error", err)
@@ -308,13 +230,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		}
 		return false
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		// A modest fixed receive buffer: while Kafka blocks and the
-		// transport stops reading, the kernel holds little of the peer's
-		// data either (autotuning could grow it to many megabytes).
-		_ = tc.SetReadBuffer(readBuffer)
-	}
-	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
+	c := &conn{Conn: tc, loginCh: make(chan error, 1)}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -322,32 +238,28 @@ func (tr *Transport) session(ctx context.Context) bool {
 	}()
 	defer func() {
 		tr.cur.Set(nil)
-		c.close(errors.New("stopping"))
+		c.Close(errors.New("stopping"))
 		<-readDone
 	}()
 	if err := tr.write(c, encodeRequest(reqLogin, []byte(tr.cfg.Username), []byte(tr.cfg.Password))); err != nil {
 		tr.lost(ctx, c, false)
 		return false
 	}
-	t := time.NewTimer(loginTimeout)
-	defer t.Stop()
-	select {
-	case err := <-c.loginCh:
-		if err != nil {
-			tr.log.Error("the SSMI server refused the login", "username", tr.cfg.Username, "error", err)
-			tr.status(ctx, schemas.StatusDown, "login_failed", "The SSMI server refused the login: "+err.Error())
-			c.close(err)
-			return false
-		}
-	case <-c.closed:
+	switch res, err := tcpclient.AwaitLogin(ctx, c.Conn, c.loginCh, loginTimeout); res {
+	case tcpclient.LoginRefused:
+		tr.log.Error("the SSMI server refused the login", "username", tr.cfg.Username, "error", err)
+		tr.status(ctx, schemas.StatusDown, "login_failed", "The SSMI server refused the login: "+err.Error())
+		c.Close(err)
+		return false
+	case tcpclient.LoginLost:
 		tr.lost(ctx, c, false)
 		return false
-	case <-t.C:
+	case tcpclient.LoginTimeout:
 		tr.log.Error("no answer to the login", "within", loginTimeout)
 		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
-		c.close(errors.New("login timed out"))
+		c.Close(errors.New("login timed out"))
 		return false
-	case <-ctx.Done():
+	case tcpclient.LoginStopped:
 		tr.logout(c)
 		return false
 	}
@@ -365,7 +277,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 			tr.cur.Set(nil)
 			tr.logout(c)
 			return true
-		case <-c.closed:
+		case <-c.Closed():
 			tr.lost(ctx, c, true)
 			return true
 		case <-tick.C:
@@ -373,7 +285,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		if c.linkPending.Load() {
 			tr.log.Warn("link check unanswered; reconnecting", "period", period)
 			tr.status(ctx, schemas.StatusDown, "link_check_failed", fmt.Sprintf("No answer to a link check within %v", period))
-			c.close(errors.New("link check unanswered"))
+			c.Close(errors.New("link check unanswered"))
 			return true
 		}
 		c.linkPending.Store(true)
@@ -386,38 +298,26 @@ func (tr *Transport) session(ctx context.Context) bool {
 
 func (tr *Transport) lost(ctx context.Context, c *conn, wasUp bool) {
 	tr.cur.Set(nil)
-	<-c.closed
+	<-c.Closed()
 	msg := "Connection to the SSMI server lost"
-	if c.err != nil {
-		msg += ": " + c.err.Error()
+	if c.Err() != nil {
+		msg += ": " + c.Err().Error()
 	}
-	tr.log.Warn("connection to the SSMI server lost", "error", c.err, "logged_in", wasUp)
+	tr.log.Warn("connection to the SSMI server lost", "error", c.Err(), "logged_in", wasUp)
 	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
 }
 
 // logout says goodbye at shutdown.
 func (tr *Transport) logout(c *conn) {
 	_ = tr.write(c, encodeRequest(reqLogout))
-	c.close(errors.New("logged out"))
+	c.Close(errors.New("logged out"))
 }
 
 func (tr *Transport) write(c *conn, line []byte) error {
 	if tr.cfg.Debug {
 		tr.log.Info("ssmi >>", "line", redact(line))
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	select {
-	case <-c.closed:
-		return errors.New("connection closed")
-	default:
-	}
-	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.c.Write(line); err != nil {
-		c.close(fmt.Errorf("write: %w", err))
-		return err
-	}
-	return nil
+	return c.Write(line, writeTimeout)
 }
 
 // redact hides the password of a LOGIN line.
@@ -445,12 +345,11 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 	lanes := tcpclient.NewLanes(lanes, laneDepth, func(in inbound) { tr.handleUSSD(ctx, in) })
 	defer lanes.Close()
 	var lr lineReader
-	buf := make([]byte, 4096)
-	for {
+	c.ReadLoop(lr.feed, func() bool {
 		for {
 			line, tooLong, ok := lr.next()
 			if !ok {
-				break
+				return true
 			}
 			if tooLong {
 				tr.malformed(ctx, nil, "", fmt.Errorf("%w: line longer than %d bytes discarded", ErrMalformed, maxLine))
@@ -469,21 +368,10 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 				continue
 			}
 			if !tr.dispatch(ctx, c, lanes, inbound{f, raw}) {
-				return
+				return false
 			}
 		}
-		n, err := c.c.Read(buf)
-		if n > 0 {
-			lr.feed(buf[:n])
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("closed by the SSMI server")
-			}
-			c.close(err)
-			return
-		}
-	}
+	}, "closed by the SSMI server")
 }
 
 // dispatch handles one parsed command; false stops reading.
@@ -530,17 +418,7 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lan
 func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
 	tr.log.Warn("SSMI command not handled", "error", err, "line", clip(latin1(raw)))
 	tr.t.Count("frames.malformed", 1)
-	if worker.CodeOf(err) == nil {
-		err = worker.Permanent(err)
-	}
-	f := tr.t.FailureFor(nil, nil, "", err)
-	f.Raw = raw
-	if key != "" {
-		f.Key = []byte(key)
-	}
-	if perr := tr.t.Base.SendFailure(context.WithoutCancel(ctx), tr.cfg.TransportName, f); perr != nil {
-		tr.log.Error("failure not published", "error", perr)
-	}
+	tcpclient.SendFailure(ctx, tr.t, tr.cfg.TransportName, raw, key, err)
 }
 
 // Vumi's mapping of SSMI USSD types to session events.
@@ -587,9 +465,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 			text += "#"
 		}
 		session = ussdsession.Session{"ussd_code": text, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
-		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
-			pctx, cancel := tcpclient.PublishContext(ctx)
-			defer cancel()
+		if err := tcpclient.Publish(ctx, tr.log, peerName, "session not stored", func(pctx context.Context) error {
 			return tr.sessions.Put(pctx, msisdn, session)
 		}); err != nil {
 			tr.malformed(ctx, in.raw, msisdn, worker.Temporary(fmt.Errorf("session for %s not stored: %w", msisdn, err)))
@@ -597,7 +473,7 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 		}
 	} else {
 		content = &text
-		s, err := tr.loadSession(ctx, msisdn)
+		s, err := tcpclient.GetWithGrace(ctx, tr.sessions, msisdn, sessionGrace)
 		if err != nil || s == nil {
 			if err == nil {
 				err = worker.Permanent(fmt.Errorf("no USSD session for %s (never started, or older than ussd_session_lifetime %ds)", msisdn, tr.cfg.UssdSessionLifetime))
@@ -623,43 +499,12 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 	}
 	// Published even while stopping (it came from the peer); retried
 	// while Kafka is unreachable until the transport stops.
-	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
+	err := tcpclient.Publish(ctx, tr.log, peerName, "inbound message not published", func(pctx context.Context) error {
 		m2 := *m
-		pctx, cancel := tcpclient.PublishContext(ctx)
-		defer cancel()
 		return tr.t.PublishMessage(pctx, &m2)
 	})
 	if err != nil {
 		tr.malformed(ctx, in.raw, msisdn, fmt.Errorf("inbound message not published: %w", err))
-	}
-}
-
-// loadSession reads a session, giving another instance's fresh write a
-// moment to arrive.
-func (tr *Transport) loadSession(ctx context.Context, msisdn string) (ussdsession.Session, error) {
-	deadline := time.Now().Add(sessionGrace)
-	for {
-		s, err := tr.sessions.Get(msisdn)
-		if err != nil {
-			return nil, worker.Temporary(err)
-		}
-		if s != nil || time.Now().After(deadline) {
-			return s, nil
-		}
-		if !tcpclient.Sleep(ctx, 50*time.Millisecond) {
-			return nil, nil
-		}
-	}
-}
-
-func isTemporary(err error) bool {
-	c := worker.CodeOf(err)
-	return c == nil || *c != schemas.FailurePermanent
-}
-
-func (tr *Transport) retrying(what string) func(error, time.Duration) {
-	return func(err error, d time.Duration) {
-		tr.log.Warn(what+"; retrying (not reading from the SSMI server meanwhile)", "error", err, "retry_in", d)
 	}
 }
 
@@ -688,25 +533,13 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
 	}
 	line := encodeRequest(reqSendUSSD, []byte(msisdn), []byte(typ), text)
-	deadline := time.NewTimer(sendWait)
-	defer deadline.Stop()
-	for {
-		c, changed := tr.cur.Get()
-		if c != nil {
-			if err := tr.write(c, line); err == nil {
-				tr.t.Count("sent", 1)
-				return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
-			}
-			// The connection dropped: wait for the next one.
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("not connected to the SSMI server (waited %v)", sendWait))
-		case <-tr.stopping:
-			return transport.ErrRedeliver
-		case <-ctx.Done():
-			return transport.ErrRedeliver
-		}
+	switch err := tcpclient.Send(ctx, &tr.cur, tr.stopping, sendWait, func(c *conn) error { return tr.write(c, line) }); err {
+	case nil:
+		tr.t.Count("sent", 1)
+		return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
+	case tcpclient.ErrNotConnected:
+		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("not connected to the SSMI server (waited %v)", sendWait))
+	default:
+		return transport.ErrRedeliver
 	}
 }
