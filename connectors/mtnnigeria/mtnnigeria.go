@@ -18,7 +18,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -86,37 +85,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("key server_port: must be between 1 and 65535, got %d", c.ServerPort)
 	}
 	c.addr = net.JoinHostPort(c.ServerHostname, strconv.Itoa(c.ServerPort))
-	if c.EnquireLinkInterval == 0 {
-		c.EnquireLinkInterval = 30
+	if err := tcpclient.Seconds("enquire_link_interval", &c.EnquireLinkInterval, 30); err != nil {
+		return err
 	}
-	if c.EnquireLinkInterval < 1 {
-		return fmt.Errorf("key enquire_link_interval: must be at least 1 second, got %d", c.EnquireLinkInterval)
-	}
-	if c.TimeoutPeriod == 0 {
-		c.TimeoutPeriod = 30
-	}
-	if c.TimeoutPeriod < 1 {
-		return fmt.Errorf("key timeout_period: must be at least 1 second, got %d", c.TimeoutPeriod)
+	if err := tcpclient.Seconds("timeout_period", &c.TimeoutPeriod, 30); err != nil {
+		return err
 	}
 	if c.UserTerminationResponse == nil {
 		c.UserTerminationResponse = schemas.String("Session Ended")
 	}
-	if c.SessionTimeoutPeriod == 0 {
-		c.SessionTimeoutPeriod = 600
+	if err := tcpclient.Seconds("session_timeout_period", &c.SessionTimeoutPeriod, 600); err != nil {
+		return err
 	}
-	if c.SessionTimeoutPeriod < 1 {
-		return fmt.Errorf("key session_timeout_period: must be at least 1 second, got %d", c.SessionTimeoutPeriod)
-	}
-	if c.InitialReconnectDelay == 0 {
-		c.InitialReconnectDelay = 1
-	}
-	if c.MaxReconnectDelay == 0 {
-		c.MaxReconnectDelay = 3600
-	}
-	if c.InitialReconnectDelay < 0 || c.MaxReconnectDelay < c.InitialReconnectDelay {
-		return fmt.Errorf("key max_reconnect_delay: must be at least initial_reconnect_delay (%v), got %v", c.InitialReconnectDelay, c.MaxReconnectDelay)
-	}
-	return nil
+	return tcpclient.ReconnectDelays(&c.InitialReconnectDelay, &c.MaxReconnectDelay)
 }
 
 // IO implements topology.WorkerConfig: the transport's topics and its
@@ -258,23 +239,11 @@ type Transport struct {
 
 // conn is one connection to the server.
 type conn struct {
-	c           net.Conn
-	wmu         sync.Mutex
-	closed      chan struct{}
-	once        sync.Once
-	err         error
+	*tcpclient.Conn
 	loginCh     chan error
 	mu          sync.Mutex
 	loggedIn    bool
 	enqDeadline *time.Timer
-}
-
-func (c *conn) close(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.closed)
-		_ = c.c.Close()
-	})
 }
 
 func (c *conn) authenticated() bool {
@@ -296,43 +265,13 @@ func (tr *Transport) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSessions()
-	stErr := make(chan error, 1)
-	go func() { stErr <- tr.sessions.Run(stCtx) }()
-	ready := make(chan struct{})
-	go func() {
-		if tr.sessions.Wait(stCtx) == nil {
-			close(ready)
-		}
-	}()
-	select {
-	case <-ctx.Done():
-		stopSessions()
-		<-stErr
-		return nil
-	case err := <-stErr:
-		if err == nil {
-			err = errors.New("session table stopped")
-		}
+	stopSessions, err := tcpclient.StartTable(ctx, tr.sessions, "session table")
+	if stopSessions == nil {
 		return err
-	case <-ready:
 	}
-	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
-	connDone := make(chan struct{})
-	go func() {
-		defer close(connDone)
-		tr.connectLoop(connCtx)
-	}()
-	go func() {
-		<-ctx.Done()
-		close(tr.stopping)
-	}()
-	runErr := t.Run(ctx, tr)
-	stopConn()
-	<-connDone
-	stopSessions()
-	if err := <-stErr; err != nil && runErr == nil {
+	defer stopSessions()
+	runErr := tcpclient.Serve(ctx, t, tr, tr.stopping, tr.connectLoop)
+	if err := stopSessions(); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
@@ -343,25 +282,11 @@ func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ,
 }
 
 func (tr *Transport) connectLoop(ctx context.Context) {
-	bo := tcpclient.Backoff{
-		Initial: time.Duration(tr.cfg.InitialReconnectDelay * float64(time.Second)),
-		Max:     time.Duration(tr.cfg.MaxReconnectDelay * float64(time.Second)),
-	}
 	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to "+tr.cfg.addr)
-	for ctx.Err() == nil {
-		connected := tr.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if connected {
-			bo.Reset() // after a login (Vumi reset it on connecting)
-		}
-		d := bo.Next()
+	// The delays start again after a login (Vumi reset them on connecting).
+	tcpclient.Reconnect(ctx, tcpclient.NewBackoff(tr.cfg.InitialReconnectDelay, tr.cfg.MaxReconnectDelay), tr.session, func(d time.Duration) {
 		tr.log.Info("reconnecting", "addr", tr.cfg.addr, "in", d)
-		if !tcpclient.Sleep(ctx, d) {
-			return
-		}
-	}
+	})
 }
 
 // digits returns n random decimal digits.
@@ -385,9 +310,7 @@ func genRequestID() string {
 
 // session runs one connection; it reports whether it logged in.
 func (tr *Transport) session(ctx context.Context) bool {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", tr.cfg.addr)
-	cancel()
+	tc, err := tcpclient.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer)
 	if err != nil {
 		if ctx.Err() == nil {
 			tr.log.Warn("cannot connect", "addr", tr.cfg.addr, "error", err)
@@ -395,13 +318,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		}
 		return false
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		// A modest fixed receive buffer: while Kafka blocks and the
-		// transport stops reading, the kernel holds little of the peer's
-		// data either (autotuning could grow it to many megabytes).
-		_ = tc.SetReadBuffer(readBuffer)
-	}
-	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
+	c := &conn{Conn: tc, loginCh: make(chan error, 1)}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -409,7 +326,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 	}()
 	defer func() {
 		tr.cur.Set(nil)
-		c.close(errors.New("stopping"))
+		c.Close(errors.New("stopping"))
 		<-readDone
 		c.mu.Lock()
 		if c.enqDeadline != nil {
@@ -425,24 +342,20 @@ func (tr *Transport) session(ctx context.Context) bool {
 		tr.lost(ctx, c)
 		return false
 	}
-	t := time.NewTimer(loginTimeout)
-	defer t.Stop()
-	select {
-	case err := <-c.loginCh:
-		if err != nil {
-			tr.log.Error("login failed, disconnecting", "error", err)
-			tr.status(ctx, schemas.StatusDown, "login_failed", "Login failed: "+err.Error())
-			c.close(err)
-			return false
-		}
-	case <-c.closed:
+	switch res, err := tcpclient.AwaitLogin(ctx, c.Conn, c.loginCh, loginTimeout); res {
+	case tcpclient.LoginRefused:
+		tr.log.Error("login failed, disconnecting", "error", err)
+		tr.status(ctx, schemas.StatusDown, "login_failed", "Login failed: "+err.Error())
+		c.Close(err)
+		return false
+	case tcpclient.LoginLost:
 		tr.lost(ctx, c)
 		return false
-	case <-t.C:
+	case tcpclient.LoginTimeout:
 		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
-		c.close(errors.New("login timed out"))
+		c.Close(errors.New("login timed out"))
 		return false
-	case <-ctx.Done():
+	case tcpclient.LoginStopped:
 		return false
 	}
 	tr.log.Info("client authentication complete")
@@ -463,7 +376,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		c.enqDeadline = time.AfterFunc(timeout, func() {
 			tr.log.Warn("no enquire link response; disconnecting", "timeout", timeout)
 			tr.status(ctx, schemas.StatusDown, "enquire_link_timeout", fmt.Sprintf("No enquire link response received after %v", timeout))
-			c.close(errors.New("enquire link timed out"))
+			c.Close(errors.New("enquire link timed out"))
 		})
 		c.mu.Unlock()
 		if err := tr.send(c, genSessionID(), "ENQRequest", []param{{"requestId", genRequestID()}, {"enqCmd", "ENQUIRELINK"}}); err != nil {
@@ -473,7 +386,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		select {
 		case <-ctx.Done():
 			return true
-		case <-c.closed:
+		case <-c.Closed():
 			tr.lost(ctx, c)
 			return true
 		case <-tick.C:
@@ -483,12 +396,12 @@ func (tr *Transport) session(ctx context.Context) bool {
 
 func (tr *Transport) lost(ctx context.Context, c *conn) {
 	tr.cur.Set(nil)
-	<-c.closed
+	<-c.Closed()
 	msg := "Connection lost"
-	if c.err != nil {
-		msg += ": " + c.err.Error()
+	if c.Err() != nil {
+		msg += ": " + c.Err().Error()
 	}
-	tr.log.Warn("connection lost", "error", c.err)
+	tr.log.Warn("connection lost", "error", c.Err())
 	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
 }
 
@@ -500,19 +413,7 @@ func (tr *Transport) send(c *conn, sessionID, typ string, params []param) error 
 	}
 	pkt := encodePacket(sessionID, typ, params)
 	tr.log.Debug("sending packet", "type", typ, "session_id", sessionID)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	select {
-	case <-c.closed:
-		return errors.New("connection closed")
-	default:
-	}
-	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.c.Write(pkt); err != nil {
-		c.close(fmt.Errorf("write: %w", err))
-		return err
-	}
-	return nil
+	return c.Write(pkt, writeTimeout)
 }
 
 func (tr *Transport) sendError(c *conn, sessionID, requestID, code string) {
@@ -538,18 +439,17 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 	l := tcpclient.NewLanes(lanes, laneDepth, func(in inbound) { tr.handleData(ctx, in) })
 	defer l.Close()
 	var fr frameReader
-	buf := make([]byte, 4096)
-	for {
+	c.ReadLoop(fr.feed, func() bool {
 		for {
 			raw, ok, err := fr.next()
 			if err != nil {
 				// The framing is lost: nothing after this can be trusted.
 				tr.malformed(ctx, fr.buf[:min(len(fr.buf), headerSize)], "", err)
-				c.close(err)
-				return
+				c.Close(err)
+				return false
 			}
 			if !ok {
-				break
+				return true
 			}
 			p, err := ParsePacket(raw)
 			if err != nil {
@@ -560,21 +460,10 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 				continue
 			}
 			if !tr.dispatch(ctx, c, l, inbound{c, p, raw}) {
-				return
+				return false
 			}
 		}
-		n, err := c.c.Read(buf)
-		if n > 0 {
-			fr.feed(buf[:n])
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("closed by the server")
-			}
-			c.close(err)
-			return
-		}
-	}
+	}, "closed by the server")
 }
 
 // dispatch is Vumi's packet_received; false stops reading.
@@ -598,7 +487,7 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, l *tcpclient.Lanes[i
 	case "AUTHResponse":
 		if err := loginRespFields.check(p.Params); err != nil {
 			bad(err)
-			c.close(err)
+			c.Close(err)
 			return true
 		}
 		c.mu.Lock()
@@ -672,17 +561,7 @@ func firstNonEmpty(s ...string) string {
 func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
 	tr.log.Warn("packet not handled", "error", err)
 	tr.t.Count("packets.malformed", 1)
-	if worker.CodeOf(err) == nil {
-		err = worker.Permanent(err)
-	}
-	f := tr.t.FailureFor(nil, nil, "", err)
-	f.Raw = raw
-	if key != "" {
-		f.Key = []byte(key)
-	}
-	if perr := tr.t.Base.SendFailure(context.WithoutCancel(ctx), tr.cfg.TransportName, f); perr != nil {
-		tr.log.Error("failure not published", "error", perr)
-	}
+	tcpclient.SendFailure(ctx, tr.t, tr.cfg.TransportName, raw, key, err)
 }
 
 // sessionEvent is Vumi's determine_session_event.
@@ -696,16 +575,8 @@ func sessionEvent(msgType, endOfSession string) schemas.SessionEvent {
 	return schemas.SessionClose
 }
 
-func isTemporary(err error) bool {
-	c := worker.CodeOf(err)
-	return c == nil || *c != schemas.FailurePermanent
-}
-
-func (tr *Transport) retrying(what string) func(error, time.Duration) {
-	return func(err error, d time.Duration) {
-		tr.log.Warn(what+"; retrying (not reading from the server meanwhile)", "error", err, "retry_in", d)
-	}
-}
+// peerName names the server in log lines.
+const peerName = "the server"
 
 func bg(ctx context.Context) (context.Context, context.CancelFunc) {
 	return tcpclient.PublishContext(ctx)
@@ -732,16 +603,14 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 	if ev == schemas.SessionNew {
 		toAddr = userdata
 		sess := ussdsession.Session{"ussd_code": userdata, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
-		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
-			c, cancel := bg(ctx)
-			defer cancel()
+		if err := tcpclient.Publish(ctx, tr.log, peerName, "session not stored", func(c context.Context) error {
 			return tr.sessions.Put(c, sid, sess)
 		}); err != nil {
 			tr.malformed(ctx, in.raw, from, worker.Temporary(fmt.Errorf("session %s not stored: %w", sid, err)))
 			return
 		}
 	} else {
-		sess, err := tr.loadSession(ctx, sid)
+		sess, err := tcpclient.GetWithGrace(ctx, tr.sessions, sid, sessionGrace)
 		if err != nil || sess == nil {
 			if err == nil {
 				err = worker.Permanent(fmt.Errorf("no USSD session %q (never started, or older than session_timeout_period %ds)", sid, tr.cfg.SessionTimeoutPeriod))
@@ -774,30 +643,12 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 		SessionEvent: &ev, Provider: schemas.String(provider), TransportType: schemas.String(schemas.TransportUSSD),
 		TransportMetadata: schemas.Metadata{metaKey: meta},
 	}
-	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
+	err := tcpclient.Publish(ctx, tr.log, peerName, "inbound message not published", func(c context.Context) error {
 		m2 := *m
-		c, cancel := bg(ctx)
-		defer cancel()
 		return tr.t.PublishMessage(c, &m2)
 	})
 	if err != nil {
 		tr.malformed(ctx, in.raw, from, fmt.Errorf("inbound message not published: %w", err))
-	}
-}
-
-func (tr *Transport) loadSession(ctx context.Context, sid string) (ussdsession.Session, error) {
-	deadline := time.Now().Add(sessionGrace)
-	for {
-		s, err := tr.sessions.Get(sid)
-		if err != nil {
-			return nil, worker.Temporary(err)
-		}
-		if s != nil || time.Now().After(deadline) {
-			return s, nil
-		}
-		if !tcpclient.Sleep(ctx, 50*time.Millisecond) {
-			return nil, nil
-		}
 	}
 }
 
@@ -845,26 +696,16 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
 	}
 	params := responseParams(meta["requestId"], m.To(), meta["starCode"], meta["clientId"], m.Text(), m.Session() == schemas.SessionClose)
-	deadline := time.NewTimer(sendWait)
-	defer deadline.Stop()
-	for {
-		c, changed := tr.cur.Get()
-		if c != nil {
-			err := tr.send(c, meta["session_id"], "USSDResponse", params)
-			if err == nil {
-				tr.t.Count("sent", 1)
-				return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
-			}
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("Response failed: not connected to the server (waited %v)", sendWait))
-		case <-tr.stopping:
-			return transport.ErrRedeliver
-		case <-ctx.Done():
-			return transport.ErrRedeliver
-		}
+	switch err := tcpclient.Send(ctx, &tr.cur, tr.stopping, sendWait, func(c *conn) error {
+		return tr.send(c, meta["session_id"], "USSDResponse", params)
+	}); err {
+	case nil:
+		tr.t.Count("sent", 1)
+		return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
+	case tcpclient.ErrNotConnected:
+		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("Response failed: not connected to the server (waited %v)", sendWait))
+	default:
+		return transport.ErrRedeliver
 	}
 }
 
