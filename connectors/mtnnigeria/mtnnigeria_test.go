@@ -45,7 +45,7 @@ func workerYAML(name string, port int, extra string) string {
 
 func start(t *testing.T, srv *fakeMTN, extra string) *chattest.Env {
 	t.Helper()
-	return chattest.Start(t, kinds(), "mtn", workerYAML("mtn", srv.port(), extra))
+	return chattest.Start(t, kinds(), "mtn", workerYAML("mtn", srv.Port(), extra))
 }
 
 func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
@@ -61,7 +61,7 @@ const sid = "1234567890123456"
 func TestLoginAndFullSession(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	auth := srv.packet(func(g got) bool { return g.typ == "AUTHRequest" })
 	if strings.Join(auth.order, ",") != "requestId,userName,passWord,applicationId" || len(auth.sessionID) != 16 || strings.Trim(auth.sessionID, "0123456789") != "" {
 		t.Errorf("AUTHRequest %+v", auth)
@@ -154,15 +154,15 @@ func TestLoginAndFullSession(t *testing.T) {
 	if errPkt.fields["errorCode"] != "208" || errPkt.fields["requestId"] != "orig" {
 		t.Errorf("USSDError %+v", errPkt.fields)
 	}
-	if srv.connCount() != 1 {
-		t.Errorf("%d connections, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Errorf("%d connections, want 1", srv.ConnCount())
 	}
 }
 
 func TestMalformedPackets(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	cases := []struct {
 		body, reason string
 	}{
@@ -186,24 +186,24 @@ func TestMalformedPackets(t *testing.T) {
 	// The connection survived; a good request still works.
 	srv.ussd(p, sid, "1", "2348031234567", "1", "0", "*1#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.To() == "*1#" }, within)
-	if srv.connCount() != 1 {
-		t.Fatalf("%d connections after malformed bodies, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Fatalf("%d connections after malformed bodies, want 1", srv.ConnCount())
 	}
 	// A header whose length is not a number loses the framing: the
 	// connection is dropped and made again.
-	srv.sendRaw(p, []byte("1234567890123456garbage-length!!<x/>"))
+	p.Write([]byte("1234567890123456garbage-length!!<x/>"))
 	e.WaitFailure(func(f *schemas.Failure) bool { return strings.Contains(f.Reason, "malformed packet header") }, within)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "connection_lost" }, within)
-	srv.loggedIn(1)
+	srv.LoggedInPeer(1)
 }
 
 func TestEnquireLinksAndReconnect(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "    enquire_link_interval: 1\n    timeout_period: 1\n")
-	p0 := srv.loggedIn(0)
-	srv.wait("three enquire links", func() bool {
+	p0 := srv.LoggedInPeer(0)
+	srv.Wait("three enquire links", func() bool {
 		n := 0
-		for _, g := range srv.pkts {
+		for _, g := range srv.Recs {
 			if g.typ == "ENQRequest" && g.conn == 0 {
 				n++
 			}
@@ -216,14 +216,14 @@ func TestEnquireLinksAndReconnect(t *testing.T) {
 	if rsp.fields["requestId"] != "777" || rsp.fields["enqCmd"] != "ENQUIRELINKRSP" || rsp.sessionID != sid {
 		t.Errorf("ENQResponse %+v", rsp)
 	}
-	if srv.connCount() != 1 {
-		t.Fatalf("%d connections while enquire links were answered", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Fatalf("%d connections while enquire links were answered", srv.ConnCount())
 	}
 	// The server hangs up: down, then a new login.
 	dropped := time.Now()
-	_ = p0.c.Close()
+	_ = p0.C.Close()
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "connection_lost" && s.Status == schemas.StatusDown }, within)
-	p1 := srv.loggedIn(1)
+	p1 := srv.LoggedInPeer(1)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "connected" && s.Timestamp.After(dropped) }, within)
 	srv.ussd(p1, sid, "1", "2348031234567", "1", "0", "*1#")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.To() == "*1#" }, within)
@@ -235,7 +235,7 @@ func TestEnquireLinksAndReconnect(t *testing.T) {
 	srv.silentEnquireLinks.Store(true)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "enquire_link_timeout" }, within)
 	srv.silentEnquireLinks.Store(false)
-	srv.loggedIn(2)
+	srv.LoggedInPeer(2)
 }
 
 func TestLoginRefused(t *testing.T) {
@@ -245,7 +245,7 @@ func TestLoginRefused(t *testing.T) {
 	if !strings.Contains(st.Message, "(001) Invalid User Name Password") || strings.Contains(st.Message, "toor") {
 		t.Errorf("status %+v", st)
 	}
-	srv.wait("a second attempt", func() bool { return len(srv.conns) >= 2 })
+	srv.Wait("a second attempt", func() bool { return len(srv.Conns) >= 2 })
 	m := &schemas.UserMessage{MessageID: "down", ToAddr: schemas.String("234"), Content: schemas.String("x"), TransportName: schemas.String("mtn"), Timestamp: schemas.Now(),
 		TransportMetadata: schemas.Metadata{"mtn_nigeria_ussd": map[string]any{"session_id": sid, "clientId": "1", "requestId": "2", "starCode": "3"}}}
 	e.SendOutbound(m)
@@ -259,8 +259,8 @@ func TestSessionTimeoutAndAcrossInstances(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	sessionGrace = 500 * time.Millisecond
 	t.Cleanup(func() { sessionGrace = 3 * time.Second })
-	e := chattest.Start(t, kinds(), "mtn", workerYAML("mtn0", srv.port(), "    session_timeout_period: 3\n")+workerYAML("mtn1", srv.port(), "    session_timeout_period: 3\n"))
-	p0, p1 := srv.loggedIn(0), srv.loggedIn(1)
+	e := chattest.Start(t, kinds(), "mtn", workerYAML("mtn0", srv.Port(), "    session_timeout_period: 3\n")+workerYAML("mtn1", srv.Port(), "    session_timeout_period: 3\n"))
+	p0, p1 := srv.LoggedInPeer(0), srv.LoggedInPeer(1)
 	srv.ussd(p0, sid, "1", "2348031234567", "1", "0", "*123*4#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	srv.ussd(p1, sid, "2", "2348031234567", "4", "0", "2")
@@ -314,7 +314,7 @@ func TestConfig(t *testing.T) {
 func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	release := kafkatest.BlockProduce(e.Broker.Cluster())
 	// Far more than the socket buffers and the transport's lanes hold:
 	// the server can write it all only if the transport reads it all.

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 
 func start(t *testing.T, srv *fakeSSMI, extra string) *chattest.Env {
 	t.Helper()
-	return chattest.Start(t, kinds(), "truteq", workerYAML("truteq", srv.port(), extra))
+	return chattest.Start(t, kinds(), "truteq", workerYAML("truteq", srv.Port(), extra))
 }
 
 func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
@@ -64,7 +64,7 @@ func genfieldsOf(m *schemas.UserMessage) map[string]any {
 func TestLoginAndFullSession(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	login := srv.request(func(r request) bool { return r.id == "1" })
 	if strings.Join(login.fields, ",") != "vumi,s3cret" {
 		t.Errorf("LOGIN fields %q", login.fields)
@@ -143,7 +143,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	// ISO-8859-1: é is sent as one byte and comes back as é.
 	srv.ussd(p, "27830000003", "1", "*1#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "+27830000003" }, within)
-	srv.sendRaw(p, "SSMI,110,27830000003,2,0,caf\xe9\r")
+	p.Write([]byte("SSMI,110,27830000003,2,0,caf\xe9\r"))
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "+27830000003" && m.Text() == "café" }, within)
 
 	// Content ISO-8859-1 cannot hold is nacked, not mangled.
@@ -161,15 +161,15 @@ func TestLoginAndFullSession(t *testing.T) {
 	if st.Status != schemas.StatusDegraded || !strings.Contains(st.Message, "10.0.0.1") || st.Component != "ssmi" {
 		t.Errorf("remote logout status %+v", st)
 	}
-	if srv.connCount() != 1 {
-		t.Errorf("%d connections, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Errorf("%d connections, want 1", srv.ConnCount())
 	}
 }
 
 func TestExtendedUSSDGenfields(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	srv.send(p, "SSMI,111,27000000000,1,1,::3,*678#")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "+27000000000" }, within)
 	want := map[string]any{"IMSI": "", "Subscriber Type": "", "OperatorID": "3", "SessionID": "", "ValiPort": ""}
@@ -195,7 +195,7 @@ func mustJSON(v any) string {
 func TestMalformedFramesKeepTheConnection(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	cases := []struct{ line, reason string }{
 		{"GARBAGE", `header "GARBAGE"`},
 		{"SSMI,999,x", `unknown command id "999"`},
@@ -211,13 +211,13 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 		}
 	}
 	// An over-long line is discarded up to its delimiter.
-	srv.sendRaw(p, "SSMI,110,27831234567,1,0,"+strings.Repeat("x", maxLine+10)+"\r")
+	p.Write([]byte("SSMI,110,27831234567,1,0," + strings.Repeat("x", maxLine+10) + "\r"))
 	e.WaitFailure(func(f *schemas.Failure) bool { return strings.Contains(f.Reason, "line longer than") }, within)
 	// The connection still works.
 	srv.ussd(p, "27831234567", "1", "*120#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.To() == "*120#" }, within)
-	if srv.connCount() != 1 {
-		t.Errorf("%d connections after malformed frames, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Errorf("%d connections after malformed frames, want 1", srv.ConnCount())
 	}
 	if n := len(e.Inbound()); n != 1 {
 		t.Errorf("%d inbound messages, want 1", n)
@@ -227,26 +227,26 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 func TestLinkChecksAndReconnect(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "    link_check_period: 1\n")
-	p0 := srv.loggedIn(0)
+	p0 := srv.LoggedInPeer(0)
 	// Link checks go out every second and are answered: the connection stays.
-	srv.wait("three link checks", func() bool {
+	srv.Wait("three link checks", func() bool {
 		n := 0
-		for _, r := range srv.reqs {
+		for _, r := range srv.Recs {
 			if r.id == "3" && r.conn == 0 {
 				n++
 			}
 		}
 		return n >= 3
 	})
-	if srv.connCount() != 1 {
-		t.Fatalf("%d connections while link checks were answered", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Fatalf("%d connections while link checks were answered", srv.ConnCount())
 	}
 
 	// The server drops the connection: status down, reconnect, login again.
 	dropped := time.Now()
-	_ = p0.c.Close()
+	_ = p0.C.Close()
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Status == schemas.StatusDown && s.Type == "connection_lost" }, within)
-	p1 := srv.loggedIn(1)
+	p1 := srv.LoggedInPeer(1)
 	e.WaitStatus(func(s *schemas.Status) bool {
 		return s.Status == schemas.StatusOK && s.Type == "connected" && s.Timestamp.After(dropped)
 	}, within)
@@ -264,7 +264,7 @@ func TestLinkChecksAndReconnect(t *testing.T) {
 	srv.silentLinkChecks.Store(true)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "link_check_failed" && s.Status == schemas.StatusDown }, within)
 	srv.silentLinkChecks.Store(false)
-	srv.loggedIn(2)
+	srv.LoggedInPeer(2)
 }
 
 func TestLoginRefusedAndNackWhileDown(t *testing.T) {
@@ -275,7 +275,7 @@ func TestLoginRefusedAndNackWhileDown(t *testing.T) {
 		t.Errorf("login_failed status %+v", st)
 	}
 	// It keeps trying.
-	srv.wait("a second login attempt", func() bool { return len(srv.conns) >= 2 })
+	srv.Wait("a second login attempt", func() bool { return len(srv.Conns) >= 2 })
 	// Nothing can be sent: nacked after the send wait.
 	m := &schemas.UserMessage{MessageID: "while-down", ToAddr: schemas.String("27830000004"), Content: schemas.String("x"),
 		TransportName: schemas.String("truteq"), TransportType: schemas.String("ussd"), Timestamp: schemas.Now()}
@@ -294,7 +294,7 @@ func TestSessionTimeout(t *testing.T) {
 	sessionGrace = 100 * time.Millisecond
 	t.Cleanup(func() { sessionGrace = 3 * time.Second })
 	e := start(t, srv, "    ussd_session_lifetime: 2\n")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	srv.ussd(p, "27831234567", "1", "*120#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	srv.ussd(p, "27831234567", "2", "1")
@@ -312,8 +312,8 @@ func TestSessionTimeout(t *testing.T) {
 
 func TestSessionAcrossInstances(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
-	e := chattest.Start(t, kinds(), "truteq", workerYAML("truteq0", srv.port(), "")+workerYAML("truteq1", srv.port(), ""))
-	p0, p1 := srv.loggedIn(0), srv.loggedIn(1)
+	e := chattest.Start(t, kinds(), "truteq", workerYAML("truteq0", srv.Port(), "")+workerYAML("truteq1", srv.Port(), ""))
+	p0, p1 := srv.LoggedInPeer(0), srv.LoggedInPeer(1)
 	srv.ussd(p0, "27831234567", "1", "*120*7")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	// The other instance's connection carries the rest of the session.
@@ -373,7 +373,7 @@ func TestConfig(t *testing.T) {
 func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	release := kafkatest.BlockProduce(e.Broker.Cluster())
 	// Far more than the socket buffers and the transport's lanes hold:
 	// the server can write it all only if the transport reads it all.
