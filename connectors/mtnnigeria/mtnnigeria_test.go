@@ -4,21 +4,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
-	"github.com/vumi-kafka/vumi/internal/kafkatest"
+	"github.com/vumi-kafka/vumi/connectors/tcpclient/tcptest"
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 const within = 30 * time.Second
 
@@ -282,25 +278,16 @@ func TestSessionTimeoutAndAcrossInstances(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	base := "transport_name: t\nserver_hostname: h\nserver_port: 1\nusername: u\npassword: p\napplication_id: a\n"
-	cases := []struct{ yaml, err string }{
-		{"transport_name: t\nserver_port: 1\nusername: u\npassword: p\napplication_id: a\n", "key server_hostname: is required"},
-		{"transport_name: t\nserver_hostname: h\nusername: u\npassword: p\napplication_id: a\n", "key server_port: is required"},
-		{"transport_name: t\nserver_hostname: h\nserver_port: 1\npassword: p\napplication_id: a\n", "key username: is required"},
-		{"transport_name: t\nserver_hostname: h\nserver_port: 1\nusername: u\npassword: p\n", "key application_id: is required"},
-		{base + "server_port: 70000\n", "key server_port"},
-		{base + "enquire_link_interval: -1\n", "key enquire_link_interval"},
-		{base + "session_timeout_period: -1\n", "key session_timeout_period"},
-	}
-	for _, c := range cases {
-		y := c.yaml
-		if strings.Count(y, "server_port") > 1 {
-			y = strings.Replace(y, "server_port: 1\n", "", 1)
-		}
-		_, err := topology.Load("t.yaml", []byte("workers:\n  - name: w\n    kind: mtn_nigeria_ussd\n    "+strings.ReplaceAll(strings.TrimSuffix(y, "\n"), "\n", "\n    ")+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("%q: error %v, want %q", c.yaml, err, c.err)
-		}
-	}
+	w := func(fields string) string { return transporttest.Worker("mtn_nigeria_ussd", fields) }
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{w("transport_name: t\nserver_port: 1\nusername: u\npassword: p\napplication_id: a\n"), "key server_hostname: is required"},
+		{w("transport_name: t\nserver_hostname: h\nusername: u\npassword: p\napplication_id: a\n"), "key server_port: is required"},
+		{w("transport_name: t\nserver_hostname: h\nserver_port: 1\npassword: p\napplication_id: a\n"), "key username: is required"},
+		{w("transport_name: t\nserver_hostname: h\nserver_port: 1\nusername: u\npassword: p\n"), "key application_id: is required"},
+		{w(strings.Replace(base, "server_port: 1\n", "", 1) + "server_port: 70000\n"), "key server_port"},
+		{w(base + "enquire_link_interval: -1\n"), "key enquire_link_interval"},
+		{w(base + "session_timeout_period: -1\n"), "key session_timeout_period"},
+	})
 	cfg := &Config{ServerHostname: "h", ServerPort: 1, Username: "u", Password: "p", ApplicationID: "a"}
 	cfg.TransportName = "t"
 	if err := cfg.Validate(); err != nil {
@@ -315,46 +302,11 @@ func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "")
 	p := srv.LoggedInPeer(0)
-	release := kafkatest.BlockProduce(e.Broker.Cluster())
-	// Far more than the socket buffers and the transport's lanes hold:
-	// the server can write it all only if the transport reads it all.
-	const n = 600
 	code := strings.Repeat("9", 16000)
-	var written atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range n {
-			srv.ussd(p, fmt.Sprintf("%016d", i), "1", "2348030000000", "1", "0", code)
-			written.Add(1)
-		}
-	}()
-	select {
-	case <-done:
-		t.Fatalf("the server wrote all %d packets while Kafka refused every write: the transport read without limit", n)
-	case <-time.After(5 * time.Second):
-	}
-	stalled := written.Load()
-	release()
-	select {
-	case <-done:
-	case <-time.After(120 * time.Second):
-		t.Fatalf("the transport did not resume reading (%d of %d written)", written.Load(), n)
-	}
-	deadline := time.Now().Add(180 * time.Second)
-	for {
-		seen := map[string]bool{}
-		for _, m := range e.Inbound() {
-			meta, _ := m.TransportMetadata["mtn_nigeria_ussd"].(map[string]any)
-			seen[fmt.Sprint(meta["session_id"])] = true
-		}
-		if len(seen) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages published after Kafka came back", len(seen), n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("the server had written %d of %d packets when the transport stopped reading", stalled, n)
+	tcptest.StopsReadingWhileKafkaBlocks(t, e, 600, func(i int) {
+		srv.ussd(p, fmt.Sprintf("%016d", i), "1", "2348030000000", "1", "0", code)
+	}, func(m *schemas.UserMessage) string {
+		meta, _ := m.TransportMetadata["mtn_nigeria_ussd"].(map[string]any)
+		return fmt.Sprint(meta["session_id"])
+	})
 }

@@ -18,11 +18,7 @@ import (
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 // fakeAPI is Mxit's authentication and Messaging APIs, from their
 // description: POST /token (Basic auth, client credentials) answers a
@@ -273,17 +269,12 @@ func TestParseAndRender(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for key, w := range map[string]string{
-		"client_id":     "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_secret: s}",
-		"client_secret": "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c}",
-		"api_send_url":  "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, api_send_url: 'nope'}",
-		"timeout":       "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, timeout: -1}",
-	} {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_secret: s}", "key client_id"},
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c}", "key client_secret"},
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, api_send_url: 'nope'}", "key api_send_url"},
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, timeout: -1}", "key timeout"},
+	})
 }
 
 func FuzzParseResponse(f *testing.F) {

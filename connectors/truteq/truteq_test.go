@@ -5,21 +5,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
-	"github.com/vumi-kafka/vumi/internal/kafkatest"
+	"github.com/vumi-kafka/vumi/connectors/tcpclient/tcptest"
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 const within = 30 * time.Second
 
@@ -337,24 +333,17 @@ func TestSessionAcrossInstances(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	cases := []struct {
-		yaml, err string
-	}{
-		{"transport_name: t\npassword: p\n", "key username: is required"},
-		{"transport_name: t\nusername: u\n", "key password: is required"},
-		{"transport_name: t\nusername: u\npassword: p\nhost: h\n", "host and port must be given together"},
-		{"transport_name: t\nusername: u\npassword: p\nhost: h\nport: 1\ntwisted_endpoint: tcp:h:1\n", "not both"},
-		{"transport_name: t\nusername: u\npassword: p\nlink_check_period: -1\n", "key link_check_period"},
-		{"transport_name: t\nusername: u\npassword: p\nussd_session_lifetime: -5\n", "key ussd_session_lifetime"},
-		{"transport_name: t\nusername: u,x\npassword: p\n", "key username: may not contain a comma"},
-		{"transport_name: t\nusername: u\npassword: p\nmax_reconnect_delay: 0.5\ninitial_reconnect_delay: 2\n", "key max_reconnect_delay"},
-	}
-	for _, c := range cases {
-		_, err := topology.Load("t.yaml", []byte("workers:\n  - name: w\n    kind: truteq_ussd\n    "+strings.ReplaceAll(c.yaml, "\n", "\n    ")), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("%q: error %v, want %q", c.yaml, err, c.err)
-		}
-	}
+	w := func(fields string) string { return transporttest.Worker("truteq_ussd", fields) }
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{w("transport_name: t\npassword: p\n"), "key username: is required"},
+		{w("transport_name: t\nusername: u\n"), "key password: is required"},
+		{w("transport_name: t\nusername: u\npassword: p\nhost: h\n"), "host and port must be given together"},
+		{w("transport_name: t\nusername: u\npassword: p\nhost: h\nport: 1\ntwisted_endpoint: tcp:h:1\n"), "not both"},
+		{w("transport_name: t\nusername: u\npassword: p\nlink_check_period: -1\n"), "key link_check_period"},
+		{w("transport_name: t\nusername: u\npassword: p\nussd_session_lifetime: -5\n"), "key ussd_session_lifetime"},
+		{w("transport_name: t\nusername: u,x\npassword: p\n"), "key username: may not contain a comma"},
+		{w("transport_name: t\nusername: u\npassword: p\nmax_reconnect_delay: 0.5\ninitial_reconnect_delay: 2\n"), "key max_reconnect_delay"},
+	})
 	cfg := &Config{}
 	cfg.TransportName, cfg.Username, cfg.Password = "t", "u", "p"
 	if err := cfg.Validate(); err != nil {
@@ -374,46 +363,8 @@ func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
 	p := srv.LoggedInPeer(0)
-	release := kafkatest.BlockProduce(e.Broker.Cluster())
-	// Far more than the socket buffers and the transport's lanes hold:
-	// the server can write it all only if the transport reads it all.
-	const n = 600
 	code := strings.Repeat("9", 16000)
-	var written atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range n {
-			srv.ussd(p, fmt.Sprintf("2783%07d", i), "1", code)
-			written.Add(1)
-		}
-	}()
-	select {
-	case <-done:
-		t.Fatalf("the server wrote all %d messages (%d MB) while Kafka refused every write: the transport read without limit", n, n*16000>>20)
-	case <-time.After(5 * time.Second):
-	}
-	stalled := written.Load()
-	release()
-	select {
-	case <-done:
-	case <-time.After(120 * time.Second):
-		t.Fatalf("the transport did not resume reading (%d of %d written)", written.Load(), n)
-	}
-	// Nothing is lost: every message arrives once Kafka takes writes again.
-	deadline := time.Now().Add(180 * time.Second)
-	for {
-		seen := map[string]bool{}
-		for _, m := range e.Inbound() {
-			seen[m.From()] = true
-		}
-		if len(seen) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages published after Kafka came back", len(seen), n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("the server had written %d of %d messages when the transport stopped reading", stalled, n)
+	tcptest.StopsReadingWhileKafkaBlocks(t, e, 600, func(i int) {
+		srv.ussd(p, fmt.Sprintf("2783%07d", i), "1", code)
+	}, (*schemas.UserMessage).From)
 }

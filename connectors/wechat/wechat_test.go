@@ -21,11 +21,7 @@ import (
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 const within = 30 * time.Second
 
@@ -327,17 +323,12 @@ func TestParseIncoming(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for key, w := range map[string]string{
-		"twisted_endpoint": "  - {name: a, kind: wechat, transport_name: a, auth_token: t, wechat_appid: a, wechat_secret: s}",
-		"auth_token":       "  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', wechat_appid: a, wechat_secret: s}",
-		"wechat_secret":    "  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a}",
-		"api_url":          "  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a, wechat_secret: s, api_url: x}",
-	} {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{"  - {name: a, kind: wechat, transport_name: a, auth_token: t, wechat_appid: a, wechat_secret: s}", "key twisted_endpoint"},
+		{"  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', wechat_appid: a, wechat_secret: s}", "key auth_token"},
+		{"  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a}", "key wechat_secret"},
+		{"  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a, wechat_secret: s, api_url: x}", "key api_url"},
+	})
 }
 
 func FuzzParseIncoming(f *testing.F) {
