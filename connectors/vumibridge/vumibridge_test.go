@@ -14,15 +14,12 @@ import (
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kinds()...)
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kinds()...) }
 
 const within = 30 * time.Second
 
@@ -400,21 +397,16 @@ func TestPushServer(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	cases := []struct{ kind, yaml, err string }{
-		{"vumi_bridge", "transport_name: t\nconversation_key: c\naccess_token: a\nweb_path: /x\n", "key account_key: is required"},
-		{"vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\n", "key web_path: is required"},
-		{"vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\nbase_url: ftp://x\n", "key base_url"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\n", "key web_path: the streaming client"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nfactor: 0.5\n", "key factor"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nmax_retries: -1\n", "key max_retries"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c/d\naccess_token: a\n", "key conversation_key"},
-	}
-	for _, c := range cases {
-		_, err := topology.Load("t.yaml", []byte("workers:\n  - name: w\n    kind: "+c.kind+"\n    "+strings.ReplaceAll(strings.TrimSuffix(c.yaml, "\n"), "\n", "\n    ")+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("%s %q: error %v, want %q", c.kind, c.yaml, err, c.err)
-		}
-	}
+	w := transporttest.Worker
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{w("vumi_bridge", "transport_name: t\nconversation_key: c\naccess_token: a\nweb_path: /x\n"), "key account_key: is required"},
+		{w("vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\n"), "key web_path: is required"},
+		{w("vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\nbase_url: ftp://x\n"), "key base_url"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\n"), "key web_path: the streaming client"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nfactor: 0.5\n"), "key factor"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nmax_retries: -1\n"), "key max_retries"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c/d\naccess_token: a\n"), "key conversation_key"},
+	})
 	push := &Config{mode: modePush, AccountKey: "k", ConversationKey: "c", AccessToken: "a", WebPath: "x"}
 	push.TransportName = "t"
 	stream := &Config{mode: modeStream, AccountKey: "k", ConversationKey: "c", AccessToken: "a"}
