@@ -18,7 +18,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"sort"
@@ -230,11 +229,7 @@ type Transport struct {
 	spec *topology.WorkerSpec
 	cfg  *Config
 
-	t        *transport.Transport
-	log      *slog.Logger
-	sessions *ussdsession.Store
-	cur      tcpclient.Current[conn]
-	stopping chan struct{}
+	tcpclient.Client[conn]
 }
 
 // conn is one connection to the server.
@@ -254,38 +249,14 @@ func (c *conn) authenticated() bool {
 
 // Run connects and serves until ctx ends.
 func (tr *Transport) Run(ctx context.Context) error {
-	t, err := transport.New(tr.deps, tr.spec, &tr.cfg.Config)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	tr.t, tr.log = t, t.Log
-	tr.stopping = make(chan struct{})
-	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.SessionTimeoutPeriod)*time.Second)
-	if err != nil {
-		return err
-	}
-	stopSessions, err := tcpclient.StartTable(ctx, tr.sessions, "session table")
-	if stopSessions == nil {
-		return err
-	}
-	defer stopSessions()
-	runErr := tcpclient.Serve(ctx, t, tr, tr.stopping, tr.connectLoop)
-	if err := stopSessions(); err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
-}
-
-func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
-	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
+	return tr.Client.Run(ctx, tr.deps, tr.spec, &tr.cfg.Config, component, time.Duration(tr.cfg.SessionTimeoutPeriod)*time.Second, tr, tr.connectLoop)
 }
 
 func (tr *Transport) connectLoop(ctx context.Context) {
-	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to "+tr.cfg.addr)
+	tr.Status(ctx, schemas.StatusDown, "connecting", "Connecting to "+tr.cfg.addr)
 	// The delays start again after a login (Vumi reset them on connecting).
 	tcpclient.Reconnect(ctx, tcpclient.NewBackoff(tr.cfg.InitialReconnectDelay, tr.cfg.MaxReconnectDelay), tr.session, func(d time.Duration) {
-		tr.log.Info("reconnecting", "addr", tr.cfg.addr, "in", d)
+		tr.Log.Info("reconnecting", "addr", tr.cfg.addr, "in", d)
 	})
 }
 
@@ -313,8 +284,8 @@ func (tr *Transport) session(ctx context.Context) bool {
 	tc, err := tcpclient.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer)
 	if err != nil {
 		if ctx.Err() == nil {
-			tr.log.Warn("cannot connect", "addr", tr.cfg.addr, "error", err)
-			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to "+tr.cfg.addr+": "+err.Error())
+			tr.Log.Warn("cannot connect", "addr", tr.cfg.addr, "error", err)
+			tr.Status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to "+tr.cfg.addr+": "+err.Error())
 		}
 		return false
 	}
@@ -325,7 +296,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		tr.read(ctx, c)
 	}()
 	defer func() {
-		tr.cur.Set(nil)
+		tr.Cur.Set(nil)
 		c.Close(errors.New("stopping"))
 		<-readDone
 		c.mu.Lock()
@@ -334,7 +305,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		}
 		c.mu.Unlock()
 	}()
-	tr.log.Info("logging in", "addr", tr.cfg.addr, "username", tr.cfg.Username)
+	tr.Log.Info("logging in", "addr", tr.cfg.addr, "username", tr.cfg.Username)
 	if err := tr.send(c, genSessionID(), "AUTHRequest", []param{
 		{"requestId", genRequestID()}, {"userName", tr.cfg.Username},
 		{"passWord", tr.cfg.Password}, {"applicationId", tr.cfg.ApplicationID},
@@ -344,23 +315,23 @@ func (tr *Transport) session(ctx context.Context) bool {
 	}
 	switch res, err := tcpclient.AwaitLogin(ctx, c.Conn, c.loginCh, loginTimeout); res {
 	case tcpclient.LoginRefused:
-		tr.log.Error("login failed, disconnecting", "error", err)
-		tr.status(ctx, schemas.StatusDown, "login_failed", "Login failed: "+err.Error())
+		tr.Log.Error("login failed, disconnecting", "error", err)
+		tr.Status(ctx, schemas.StatusDown, "login_failed", "Login failed: "+err.Error())
 		c.Close(err)
 		return false
 	case tcpclient.LoginLost:
 		tr.lost(ctx, c)
 		return false
 	case tcpclient.LoginTimeout:
-		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
+		tr.Status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
 		c.Close(errors.New("login timed out"))
 		return false
 	case tcpclient.LoginStopped:
 		return false
 	}
-	tr.log.Info("client authentication complete")
-	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to "+tr.cfg.addr)
-	tr.cur.Set(c)
+	tr.Log.Info("client authentication complete")
+	tr.Status(ctx, schemas.StatusOK, "connected", "Logged in to "+tr.cfg.addr)
+	tr.Cur.Set(c)
 
 	interval := time.Duration(tr.cfg.EnquireLinkInterval) * time.Second
 	timeout := min(time.Duration(tr.cfg.TimeoutPeriod)*time.Second, interval)
@@ -374,8 +345,8 @@ func (tr *Transport) session(ctx context.Context) bool {
 			c.enqDeadline.Stop()
 		}
 		c.enqDeadline = time.AfterFunc(timeout, func() {
-			tr.log.Warn("no enquire link response; disconnecting", "timeout", timeout)
-			tr.status(ctx, schemas.StatusDown, "enquire_link_timeout", fmt.Sprintf("No enquire link response received after %v", timeout))
+			tr.Log.Warn("no enquire link response; disconnecting", "timeout", timeout)
+			tr.Status(ctx, schemas.StatusDown, "enquire_link_timeout", fmt.Sprintf("No enquire link response received after %v", timeout))
 			c.Close(errors.New("enquire link timed out"))
 		})
 		c.mu.Unlock()
@@ -395,14 +366,14 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn) {
-	tr.cur.Set(nil)
+	tr.Cur.Set(nil)
 	<-c.Closed()
 	msg := "Connection lost"
 	if c.Err() != nil {
 		msg += ": " + c.Err().Error()
 	}
-	tr.log.Warn("connection lost", "error", c.Err())
-	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
+	tr.Log.Warn("connection lost", "error", c.Err())
+	tr.Status(ctx, schemas.StatusDown, "connection_lost", msg)
 }
 
 // send writes a packet; it fails unless the client is logged in or the
@@ -412,7 +383,7 @@ func (tr *Transport) send(c *conn, sessionID, typ string, params []param) error 
 		return fmt.Errorf("'%s' packet could not be sent, client not authenticated", typ)
 	}
 	pkt := encodePacket(sessionID, typ, params)
-	tr.log.Debug("sending packet", "type", typ, "session_id", sessionID)
+	tr.Log.Debug("sending packet", "type", typ, "session_id", sessionID)
 	return c.Write(pkt, writeTimeout)
 }
 
@@ -424,7 +395,7 @@ func (tr *Transport) sendError(c *conn, sessionID, requestID, code string) {
 		requestID = genRequestID()
 	}
 	if err := tr.send(c, sessionID, "USSDError", []param{{"requestId", requestID}, {"errorCode", code}}); err != nil {
-		tr.log.Warn("USSDError not sent", "error", err)
+		tr.Log.Warn("USSDError not sent", "error", err)
 	}
 }
 
@@ -527,14 +498,14 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, l *tcpclient.Lanes[i
 			bad(err)
 			return true
 		}
-		tr.log.Error("server sent error message", "session_id", p.SessionID, "request_id", reqID,
+		tr.Log.Error("server sent error message", "session_id", p.SessionID, "request_id", reqID,
 			"error", (&codedError{p.Params["errorCode"], p.Params["errorMsg"]}).Error())
 	case "USSDResponse":
 		if err := dataRequestFields.check(p.Params); err != nil {
 			bad(err)
 			return true
 		}
-		tr.log.Info("received spurious USSDResponse message, ignoring", "session_id", p.SessionID)
+		tr.Log.Info("received spurious USSDResponse message, ignoring", "session_id", p.SessionID)
 	case "USSDRequest":
 		if err := dataRequestFields.check(p.Params); err != nil {
 			bad(err)
@@ -559,9 +530,9 @@ func firstNonEmpty(s ...string) string {
 
 // malformed logs what could not be handled and publishes it to failures.
 func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
-	tr.log.Warn("packet not handled", "error", err)
-	tr.t.Count("packets.malformed", 1)
-	tcpclient.SendFailure(ctx, tr.t, tr.cfg.TransportName, raw, key, err)
+	tr.Log.Warn("packet not handled", "error", err)
+	tr.T.Count("packets.malformed", 1)
+	tcpclient.SendFailure(ctx, tr.T, tr.cfg.TransportName, raw, key, err)
 }
 
 // sessionEvent is Vumi's determine_session_event.
@@ -603,14 +574,14 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 	if ev == schemas.SessionNew {
 		toAddr = userdata
 		sess := ussdsession.Session{"ussd_code": userdata, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
-		if err := tcpclient.Publish(ctx, tr.log, peerName, "session not stored", func(c context.Context) error {
-			return tr.sessions.Put(c, sid, sess)
+		if err := tcpclient.Publish(ctx, tr.Log, peerName, "session not stored", func(c context.Context) error {
+			return tr.Sessions.Put(c, sid, sess)
 		}); err != nil {
 			tr.malformed(ctx, in.raw, from, worker.Temporary(fmt.Errorf("session %s not stored: %w", sid, err)))
 			return
 		}
 	} else {
-		sess, err := tcpclient.GetWithGrace(ctx, tr.sessions, sid, sessionGrace)
+		sess, err := tcpclient.GetWithGrace(ctx, tr.Sessions, sid, sessionGrace)
 		if err != nil || sess == nil {
 			if err == nil {
 				err = worker.Permanent(fmt.Errorf("no USSD session %q (never started, or older than session_timeout_period %ds)", sid, tr.cfg.SessionTimeoutPeriod))
@@ -626,11 +597,11 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 	if ev == schemas.SessionClose {
 		// The user ended the session: answer with user_termination_response.
 		if err := tr.send(in.c, sid, "USSDResponse", responseParams(params["requestId"], from, params["starCode"], params["clientId"], *tr.cfg.UserTerminationResponse, true)); err != nil {
-			tr.log.Warn("user termination response not sent", "session_id", sid, "error", err)
+			tr.Log.Warn("user termination response not sent", "session_id", sid, "error", err)
 		}
 		c, cancel := bg(ctx)
-		if err := tr.sessions.Delete(c, sid); err != nil {
-			tr.log.Warn("session not cleared; it expires with session_timeout_period", "session_id", sid, "error", err)
+		if err := tr.Sessions.Delete(c, sid); err != nil {
+			tr.Log.Warn("session not cleared; it expires with session_timeout_period", "session_id", sid, "error", err)
 		}
 		cancel()
 	}
@@ -643,9 +614,9 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 		SessionEvent: &ev, Provider: schemas.String(provider), TransportType: schemas.String(schemas.TransportUSSD),
 		TransportMetadata: schemas.Metadata{metaKey: meta},
 	}
-	err := tcpclient.Publish(ctx, tr.log, peerName, "inbound message not published", func(c context.Context) error {
+	err := tcpclient.Publish(ctx, tr.Log, peerName, "inbound message not published", func(c context.Context) error {
 		m2 := *m
-		return tr.t.PublishMessage(c, &m2)
+		return tr.T.PublishMessage(c, &m2)
 	})
 	if err != nil {
 		tr.malformed(ctx, in.raw, from, fmt.Errorf("inbound message not published: %w", err))
@@ -689,21 +660,21 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 	}
 	if len(missing) > 0 {
 		err := &codedError{"208", "Required message transport metadata fields missing in outbound message: " + pyList(missing)}
-		tr.log.Warn("outbound message rejected", "message_id", m.MessageID, "error", err)
-		if c, _ := tr.cur.Get(); c != nil && meta["session_id"] != "" {
+		tr.Log.Warn("outbound message rejected", "message_id", m.MessageID, "error", err)
+		if c, _ := tr.Cur.Get(); c != nil && meta["session_id"] != "" {
 			tr.sendError(c, meta["session_id"], deref(m.InReplyTo), "208")
 		}
-		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
+		return tr.T.PublishNack(ctx, m.MessageID, err.Error())
 	}
 	params := responseParams(meta["requestId"], m.To(), meta["starCode"], meta["clientId"], m.Text(), m.Session() == schemas.SessionClose)
-	switch err := tcpclient.Send(ctx, &tr.cur, tr.stopping, sendWait, func(c *conn) error {
+	switch err := tcpclient.Send(ctx, &tr.Cur, tr.Stopping, sendWait, func(c *conn) error {
 		return tr.send(c, meta["session_id"], "USSDResponse", params)
 	}); err {
 	case nil:
-		tr.t.Count("sent", 1)
-		return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
+		tr.T.Count("sent", 1)
+		return tr.T.PublishAck(ctx, m.MessageID, m.MessageID)
 	case tcpclient.ErrNotConnected:
-		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("Response failed: not connected to the server (waited %v)", sendWait))
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("Response failed: not connected to the server (waited %v)", sendWait))
 	default:
 		return transport.ErrRedeliver
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/ussdsession"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/topology"
 )
 
 // ReconnectDelays applies the defaults of initial_reconnect_delay and
@@ -342,4 +343,51 @@ func SendFailure(ctx context.Context, t *transport.Transport, transportName stri
 	if perr := t.Base.SendFailure(context.WithoutCancel(ctx), transportName, f); perr != nil {
 		t.Log.Error("failure not published", "error", perr)
 	}
+}
+
+// Client is what a TCP client USSD transport keeps while it runs: its
+// transport base, its session table, its usable connection and whether it
+// is stopping. Component names its status events.
+type Client[C any] struct {
+	T        *transport.Transport
+	Log      *slog.Logger
+	Sessions *ussdsession.Store
+	Cur      Current[C]
+	Stopping chan struct{}
+
+	component string
+}
+
+// Run runs a TCP client USSD transport until ctx ends: it opens the
+// transport and its session table (entries kept for ttl), waits until the
+// table has caught up, then runs loop (the connection loop) and h (the
+// outbound side) until ctx ends.
+func (cl *Client[C]) Run(ctx context.Context, deps *topology.Deps, spec *topology.WorkerSpec, cfg *transport.Config, component string, ttl time.Duration, h transport.Handler, loop func(context.Context)) error {
+	t, err := transport.New(deps, spec, cfg)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	cl.T, cl.Log, cl.component = t, t.Log, component
+	cl.Stopping = make(chan struct{})
+	cl.Sessions, err = ussdsession.Open(t.Base, cfg.TransportName, ttl)
+	if err != nil {
+		return err
+	}
+	stopSessions, err := StartTable(ctx, cl.Sessions, "session table")
+	if stopSessions == nil {
+		return err
+	}
+	defer stopSessions()
+	runErr := Serve(ctx, t, h, cl.Stopping, loop)
+	if err := stopSessions(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// Status publishes a status event of the client's component (even while
+// stopping).
+func (cl *Client[C]) Status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
+	_ = cl.T.Status(context.WithoutCancel(ctx), cl.component, level, typ, msg, nil)
 }

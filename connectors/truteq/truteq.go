@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -165,12 +164,7 @@ type Transport struct {
 	spec *topology.WorkerSpec
 	cfg  *Config
 
-	t        *transport.Transport
-	log      *slog.Logger
-	sessions *ussdsession.Store
-
-	cur      tcpclient.Current[conn]
-	stopping chan struct{}
+	tcpclient.Client[conn]
 }
 
 // conn is one logged-in (or logging-in) connection.
@@ -184,38 +178,14 @@ type conn struct {
 
 // Run connects and serves until ctx ends.
 func (tr *Transport) Run(ctx context.Context) error {
-	t, err := transport.New(tr.deps, tr.spec, &tr.cfg.Config)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	tr.t, tr.log = t, t.Log
-	tr.stopping = make(chan struct{})
-	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.UssdSessionLifetime)*time.Second)
-	if err != nil {
-		return err
-	}
-	stopSessions, err := tcpclient.StartTable(ctx, tr.sessions, "session table")
-	if stopSessions == nil {
-		return err
-	}
-	defer stopSessions()
-	runErr := tcpclient.Serve(ctx, t, tr, tr.stopping, tr.connectLoop)
-	if err := stopSessions(); err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
-}
-
-func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
-	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
+	return tr.Client.Run(ctx, tr.deps, tr.spec, &tr.cfg.Config, component, time.Duration(tr.cfg.UssdSessionLifetime)*time.Second, tr, tr.connectLoop)
 }
 
 // connectLoop keeps a logged-in connection, reconnecting with back-off.
 func (tr *Transport) connectLoop(ctx context.Context) {
-	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to the SSMI server "+tr.cfg.addr)
+	tr.Status(ctx, schemas.StatusDown, "connecting", "Connecting to the SSMI server "+tr.cfg.addr)
 	tcpclient.Reconnect(ctx, tcpclient.NewBackoff(tr.cfg.InitialReconnectDelay, tr.cfg.MaxReconnectDelay), tr.session, func(d time.Duration) {
-		tr.log.Info("reconnecting to the SSMI server", "addr", tr.cfg.addr, "in", d)
+		tr.Log.Info("reconnecting to the SSMI server", "addr", tr.cfg.addr, "in", d)
 	})
 }
 
@@ -225,8 +195,8 @@ func (tr *Transport) session(ctx context.Context) bool {
 	tc, err := tcpclient.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer)
 	if err != nil {
 		if ctx.Err() == nil {
-			tr.log.Warn("cannot connect to the SSMI server", "addr", tr.cfg.addr, "error", err)
-			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to the SSMI server: "+err.Error())
+			tr.Log.Warn("cannot connect to the SSMI server", "addr", tr.cfg.addr, "error", err)
+			tr.Status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to the SSMI server: "+err.Error())
 		}
 		return false
 	}
@@ -237,7 +207,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		tr.read(ctx, c)
 	}()
 	defer func() {
-		tr.cur.Set(nil)
+		tr.Cur.Set(nil)
 		c.Close(errors.New("stopping"))
 		<-readDone
 	}()
@@ -247,16 +217,16 @@ func (tr *Transport) session(ctx context.Context) bool {
 	}
 	switch res, err := tcpclient.AwaitLogin(ctx, c.Conn, c.loginCh, loginTimeout); res {
 	case tcpclient.LoginRefused:
-		tr.log.Error("the SSMI server refused the login", "username", tr.cfg.Username, "error", err)
-		tr.status(ctx, schemas.StatusDown, "login_failed", "The SSMI server refused the login: "+err.Error())
+		tr.Log.Error("the SSMI server refused the login", "username", tr.cfg.Username, "error", err)
+		tr.Status(ctx, schemas.StatusDown, "login_failed", "The SSMI server refused the login: "+err.Error())
 		c.Close(err)
 		return false
 	case tcpclient.LoginLost:
 		tr.lost(ctx, c, false)
 		return false
 	case tcpclient.LoginTimeout:
-		tr.log.Error("no answer to the login", "within", loginTimeout)
-		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
+		tr.Log.Error("no answer to the login", "within", loginTimeout)
+		tr.Status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
 		c.Close(errors.New("login timed out"))
 		return false
 	case tcpclient.LoginStopped:
@@ -264,9 +234,9 @@ func (tr *Transport) session(ctx context.Context) bool {
 		return false
 	}
 	c.loggedIn.Store(true)
-	tr.log.Info("logged in to the SSMI server", "addr", tr.cfg.addr, "username", tr.cfg.Username)
-	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to the SSMI server")
-	tr.cur.Set(c)
+	tr.Log.Info("logged in to the SSMI server", "addr", tr.cfg.addr, "username", tr.cfg.Username)
+	tr.Status(ctx, schemas.StatusOK, "connected", "Logged in to the SSMI server")
+	tr.Cur.Set(c)
 
 	period := time.Duration(tr.cfg.LinkCheckPeriod) * time.Second
 	tick := time.NewTicker(period)
@@ -274,7 +244,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			tr.cur.Set(nil)
+			tr.Cur.Set(nil)
 			tr.logout(c)
 			return true
 		case <-c.Closed():
@@ -283,8 +253,8 @@ func (tr *Transport) session(ctx context.Context) bool {
 		case <-tick.C:
 		}
 		if c.linkPending.Load() {
-			tr.log.Warn("link check unanswered; reconnecting", "period", period)
-			tr.status(ctx, schemas.StatusDown, "link_check_failed", fmt.Sprintf("No answer to a link check within %v", period))
+			tr.Log.Warn("link check unanswered; reconnecting", "period", period)
+			tr.Status(ctx, schemas.StatusDown, "link_check_failed", fmt.Sprintf("No answer to a link check within %v", period))
 			c.Close(errors.New("link check unanswered"))
 			return true
 		}
@@ -297,14 +267,14 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn, wasUp bool) {
-	tr.cur.Set(nil)
+	tr.Cur.Set(nil)
 	<-c.Closed()
 	msg := "Connection to the SSMI server lost"
 	if c.Err() != nil {
 		msg += ": " + c.Err().Error()
 	}
-	tr.log.Warn("connection to the SSMI server lost", "error", c.Err(), "logged_in", wasUp)
-	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
+	tr.Log.Warn("connection to the SSMI server lost", "error", c.Err(), "logged_in", wasUp)
+	tr.Status(ctx, schemas.StatusDown, "connection_lost", msg)
 }
 
 // logout says goodbye at shutdown.
@@ -315,7 +285,7 @@ func (tr *Transport) logout(c *conn) {
 
 func (tr *Transport) write(c *conn, line []byte) error {
 	if tr.cfg.Debug {
-		tr.log.Info("ssmi >>", "line", redact(line))
+		tr.Log.Info("ssmi >>", "line", redact(line))
 	}
 	return c.Write(line, writeTimeout)
 }
@@ -357,7 +327,7 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 			}
 			raw := append([]byte(nil), line...)
 			if tr.cfg.Debug {
-				tr.log.Info("ssmi <<", "line", latin1(raw))
+				tr.Log.Info("ssmi <<", "line", latin1(raw))
 			}
 			if len(raw) == 0 {
 				continue
@@ -388,7 +358,7 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lan
 		case ackLinkCheck:
 			c.linkPending.Store(false)
 		default:
-			tr.log.Info("ACK from the SSMI server", "ack_type", f.Get("ack_type"))
+			tr.Log.Info("ACK from the SSMI server", "ack_type", f.Get("ack_type"))
 		}
 	case respNack:
 		if !c.loggedIn.Load() {
@@ -397,18 +367,18 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lan
 			default:
 			}
 		} else {
-			tr.log.Warn("NACK from the SSMI server", "nack_type", f.Get("nack_type"))
+			tr.Log.Warn("NACK from the SSMI server", "nack_type", f.Get("nack_type"))
 		}
 	case respUSSD, respExtUSSD:
-		tr.t.Count("frames.ussd", 1)
+		tr.T.Count("frames.ussd", 1)
 		return lanes.Dispatch(ctx, f.Get("msisdn"), in)
 	case respLogout:
-		tr.log.Warn("received remote logout command", "ip", f.Get("ip"))
-		tr.status(ctx, schemas.StatusDegraded, "remote_logout", "The SSMI server logged us out (ip "+f.Get("ip")+")")
+		tr.Log.Warn("received remote logout command", "ip", f.Get("ip"))
+		tr.Status(ctx, schemas.StatusDegraded, "remote_logout", "The SSMI server logged us out (ip "+f.Get("ip")+")")
 	case respMO, respBinMO, respPremMO, respPremBMO:
 		tr.malformed(ctx, in.raw, f.Get("msisdn"), worker.Permanent(fmt.Errorf("unsupported SSMI command %s (only USSD is supported), dropped", f.Name)))
 	default: // SEQ, DR, FREE_FORM, IMSI_LOOKUP_REPLY: nothing asked for them
-		tr.log.Info("SSMI command ignored", "command", f.Name, "line", latin1(in.raw))
+		tr.Log.Info("SSMI command ignored", "command", f.Name, "line", latin1(in.raw))
 	}
 	return true
 }
@@ -416,9 +386,9 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lan
 // malformed logs a line that could not be handled and publishes it to the
 // failures topic; the connection goes on.
 func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
-	tr.log.Warn("SSMI command not handled", "error", err, "line", clip(latin1(raw)))
-	tr.t.Count("frames.malformed", 1)
-	tcpclient.SendFailure(ctx, tr.t, tr.cfg.TransportName, raw, key, err)
+	tr.Log.Warn("SSMI command not handled", "error", err, "line", clip(latin1(raw)))
+	tr.T.Count("frames.malformed", 1)
+	tcpclient.SendFailure(ctx, tr.T, tr.cfg.TransportName, raw, key, err)
 }
 
 // Vumi's mapping of SSMI USSD types to session events.
@@ -465,15 +435,15 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 			text += "#"
 		}
 		session = ussdsession.Session{"ussd_code": text, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
-		if err := tcpclient.Publish(ctx, tr.log, peerName, "session not stored", func(pctx context.Context) error {
-			return tr.sessions.Put(pctx, msisdn, session)
+		if err := tcpclient.Publish(ctx, tr.Log, peerName, "session not stored", func(pctx context.Context) error {
+			return tr.Sessions.Put(pctx, msisdn, session)
 		}); err != nil {
 			tr.malformed(ctx, in.raw, msisdn, worker.Temporary(fmt.Errorf("session for %s not stored: %w", msisdn, err)))
 			return
 		}
 	} else {
 		content = &text
-		s, err := tcpclient.GetWithGrace(ctx, tr.sessions, msisdn, sessionGrace)
+		s, err := tcpclient.GetWithGrace(ctx, tr.Sessions, msisdn, sessionGrace)
 		if err != nil || s == nil {
 			if err == nil {
 				err = worker.Permanent(fmt.Errorf("no USSD session for %s (never started, or older than ussd_session_lifetime %ds)", msisdn, tr.cfg.UssdSessionLifetime))
@@ -485,10 +455,10 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 	}
 	if ev == schemas.SessionClose {
 		dctx, cancel := tcpclient.PublishContext(ctx)
-		err := tr.sessions.Delete(dctx, msisdn)
+		err := tr.Sessions.Delete(dctx, msisdn)
 		cancel()
 		if err != nil {
-			tr.log.Warn("session not cleared; it expires with its lifetime", "msisdn", msisdn, "error", err)
+			tr.Log.Warn("session not cleared; it expires with its lifetime", "msisdn", msisdn, "error", err)
 		}
 	}
 	m := &schemas.UserMessage{
@@ -499,9 +469,9 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 	}
 	// Published even while stopping (it came from the peer); retried
 	// while Kafka is unreachable until the transport stops.
-	err := tcpclient.Publish(ctx, tr.log, peerName, "inbound message not published", func(pctx context.Context) error {
+	err := tcpclient.Publish(ctx, tr.Log, peerName, "inbound message not published", func(pctx context.Context) error {
 		m2 := *m
-		return tr.t.PublishMessage(pctx, &m2)
+		return tr.T.PublishMessage(pctx, &m2)
 	})
 	if err != nil {
 		tr.malformed(ctx, in.raw, msisdn, fmt.Errorf("inbound message not published: %w", err))
@@ -522,23 +492,23 @@ var vumiToSSMI = map[schemas.SessionEvent]string{
 func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage) error {
 	msisdn := strings.Trim(m.To(), "+")
 	if msisdn == "" || strings.ContainsAny(msisdn, ",\r\n") {
-		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("invalid to_addr %q for SSMI", m.To()))
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("invalid to_addr %q for SSMI", m.To()))
 	}
 	typ, ok := vumiToSSMI[m.Session()]
 	if !ok {
-		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("unknown session_event %q", m.Session()))
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("unknown session_event %q", m.Session()))
 	}
 	text, err := toLatin1(ussdText(m.Text()))
 	if err != nil {
-		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
+		return tr.T.PublishNack(ctx, m.MessageID, err.Error())
 	}
 	line := encodeRequest(reqSendUSSD, []byte(msisdn), []byte(typ), text)
-	switch err := tcpclient.Send(ctx, &tr.cur, tr.stopping, sendWait, func(c *conn) error { return tr.write(c, line) }); err {
+	switch err := tcpclient.Send(ctx, &tr.Cur, tr.Stopping, sendWait, func(c *conn) error { return tr.write(c, line) }); err {
 	case nil:
-		tr.t.Count("sent", 1)
-		return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
+		tr.T.Count("sent", 1)
+		return tr.T.PublishAck(ctx, m.MessageID, m.MessageID)
 	case tcpclient.ErrNotConnected:
-		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("not connected to the SSMI server (waited %v)", sendWait))
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("not connected to the SSMI server (waited %v)", sendWait))
 	default:
 		return transport.ErrRedeliver
 	}
