@@ -72,10 +72,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateBase(); err != nil {
 		return err
 	}
-	for _, kv := range [][2]string{{"server_hostname", c.ServerHostname}, {"username", c.Username}, {"password", c.Password}, {"application_id", c.ApplicationID}} {
-		if kv[1] == "" {
-			return fmt.Errorf("key %s: is required", kv[0])
-		}
+	if err := tcpclient.Required([2]string{"server_hostname", c.ServerHostname}, [2]string{"username", c.Username}, [2]string{"password", c.Password}, [2]string{"application_id", c.ApplicationID}); err != nil {
+		return err
 	}
 	if c.ServerPort == 0 {
 		return errors.New("key server_port: is required")

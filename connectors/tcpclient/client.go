@@ -33,6 +33,16 @@ func ReconnectDelays(initial, max *float64) error {
 	return nil
 }
 
+// Required checks that each {key, value} pair has a value.
+func Required(pairs ...[2]string) error {
+	for _, kv := range pairs {
+		if kv[1] == "" {
+			return fmt.Errorf("key %s: is required", kv[0])
+		}
+	}
+	return nil
+}
+
 // Seconds applies def to a period of whole seconds left unset (0) and
 // checks that it is at least one second.
 func Seconds(key string, v *int, def int) error {

@@ -22,6 +22,12 @@ func TestConfigHelpers(t *testing.T) {
 	if err := ReconnectDelays(&i, &m); err == nil {
 		t.Error("negative initial accepted")
 	}
+	if err := Required([2]string{"a", "x"}, [2]string{"b", ""}, [2]string{"c", ""}); err == nil || err.Error() != "key b: is required" {
+		t.Errorf("Required: %v", err)
+	}
+	if err := Required([2]string{"a", "x"}); err != nil {
+		t.Errorf("Required: %v", err)
+	}
 	var s int
 	if err := Seconds("p", &s, 30); err != nil || s != 30 {
 		t.Errorf("default: %d %v", s, err)

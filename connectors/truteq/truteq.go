@@ -72,11 +72,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateBase(); err != nil {
 		return err
 	}
-	if c.Username == "" {
-		return errors.New("key username: is required")
-	}
-	if c.Password == "" {
-		return errors.New("key password: is required")
+	if err := tcpclient.Required([2]string{"username", c.Username}, [2]string{"password", c.Password}); err != nil {
+		return err
 	}
 	for _, kv := range [][2]string{{"username", c.Username}, {"password", c.Password}} {
 		if strings.ContainsAny(kv[1], ",\r\n") {

@@ -93,10 +93,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateBase(); err != nil {
 		return err
 	}
-	for _, kv := range [][2]string{{"account_key", c.AccountKey}, {"conversation_key", c.ConversationKey}, {"access_token", c.AccessToken}} {
-		if kv[1] == "" {
-			return fmt.Errorf("key %s: is required", kv[0])
-		}
+	if err := tcpclient.Required([2]string{"account_key", c.AccountKey}, [2]string{"conversation_key", c.ConversationKey}, [2]string{"access_token", c.AccessToken}); err != nil {
+		return err
 	}
 	if strings.ContainsAny(c.ConversationKey, "/?#") {
 		return fmt.Errorf("key conversation_key: %q may not contain '/', '?' or '#'", c.ConversationKey)
