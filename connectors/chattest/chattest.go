@@ -133,3 +133,13 @@ func (p *Process) Stop() {
 		<-p.done
 	}
 }
+
+// JSON is v's JSON, for failure messages.
+func JSON(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
+	t.Helper()
+	b, err := v.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

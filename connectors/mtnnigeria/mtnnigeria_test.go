@@ -44,14 +44,6 @@ func start(t *testing.T, srv *fakeMTN, extra string) *chattest.Env {
 	return chattest.Start(t, kinds(), "mtn", workerYAML("mtn", srv.Port(), extra))
 }
 
-func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
-	b, err := v.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 const sid = "1234567890123456"
 
 func TestLoginAndFullSession(t *testing.T) {
@@ -71,7 +63,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	meta, _ := in.TransportMetadata["mtn_nigeria_ussd"].(map[string]any)
 	if in.From() != "2348031234567" || in.To() != "*123#" || in.Content != nil || *in.Provider != "mtn_nigeria" || *in.TransportType != "ussd" {
-		t.Errorf("new inbound %s", js(t, in))
+		t.Errorf("new inbound %s", chattest.JSON(t, in))
 	}
 	wantMeta := map[string]string{"session_id": sid, "requestId": "0001", "clientId": "441", "starCode": "123", "phase": "2", "dcs": "15"}
 	if len(meta) != len(wantMeta) {
@@ -103,7 +95,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, sid, "0002", "2348031234567", "4", "0", "1")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.To() != "*123#" || res.Text() != "1" {
-		t.Errorf("resume %s", js(t, res))
+		t.Errorf("resume %s", chattest.JSON(t, res))
 	}
 	// The application ends it: msgtype 6, EndofSession 1.
 	end := res.Reply("Thanks", false)
@@ -122,7 +114,7 @@ func TestLoginAndFullSession(t *testing.T) {
 		return m.From() == "2348030000000" && m.Session() == schemas.SessionClose
 	}, within)
 	if cl.To() != "*5#" || cl.Text() != "" {
-		t.Errorf("close %s", js(t, cl))
+		t.Errorf("close %s", chattest.JSON(t, cl))
 	}
 	term := srv.packet(func(g got) bool { return g.typ == "USSDResponse" && g.sessionID == sid2 })
 	if term.fields["userdata"] != "Session Ended" || term.fields["msgtype"] != "6" || term.fields["EndofSession"] != "1" || term.fields["requestId"] != "0011" {
@@ -144,7 +136,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	e.SendOutbound(bad)
 	nack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "no-meta" }, within)
 	if nack.EventType != schemas.EventNack || !strings.Contains(*nack.NackReason, "(208) Invalid Message: Required message transport metadata fields missing in outbound message: ['clientId', 'requestId', 'starCode']") {
-		t.Errorf("nack %s", js(t, nack))
+		t.Errorf("nack %s", chattest.JSON(t, nack))
 	}
 	errPkt := srv.packet(func(g got) bool { return g.typ == "USSDError" && g.sessionID == sid3 })
 	if errPkt.fields["errorCode"] != "208" || errPkt.fields["requestId"] != "orig" {
@@ -247,7 +239,7 @@ func TestLoginRefused(t *testing.T) {
 	e.SendOutbound(m)
 	ev := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "down" }, within)
 	if ev.EventType != schemas.EventNack || !strings.Contains(*ev.NackReason, "Response failed") {
-		t.Errorf("event %s", js(t, ev))
+		t.Errorf("event %s", chattest.JSON(t, ev))
 	}
 }
 
@@ -262,7 +254,7 @@ func TestSessionTimeoutAndAcrossInstances(t *testing.T) {
 	srv.ussd(p1, sid, "2", "2348031234567", "4", "0", "2")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.To() != "*123*4#" || res.Text() != "2" {
-		t.Errorf("resume on the other instance %s", js(t, res))
+		t.Errorf("resume on the other instance %s", chattest.JSON(t, res))
 	}
 	time.Sleep(3500 * time.Millisecond) // past session_timeout_period
 	srv.ussd(p0, sid, "3", "2348031234567", "4", "0", "3")

@@ -43,14 +43,6 @@ func start(t *testing.T, srv *fakeSSMI, extra string) *chattest.Env {
 	return chattest.Start(t, kinds(), "truteq", workerYAML("truteq", srv.Port(), extra))
 }
 
-func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
-	b, err := v.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func genfieldsOf(m *schemas.UserMessage) map[string]any {
 	tq, _ := m.HelperMetadata["truteq"].(map[string]any)
 	g, _ := tq["genfields"].(map[string]any)
@@ -71,10 +63,10 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, "27831234567", "1", "*120*44")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	if in.From() != "+27831234567" || in.To() != "*120*44#" || in.Content != nil || in.Transport() != "truteq" {
-		t.Errorf("new session inbound %s", js(t, in))
+		t.Errorf("new session inbound %s", chattest.JSON(t, in))
 	}
 	if *in.TransportType != "ussd" || len(genfieldsOf(in)) != 0 || in.HelperMetadata["truteq"] == nil {
-		t.Errorf("new session inbound %s", js(t, in))
+		t.Errorf("new session inbound %s", chattest.JSON(t, in))
 	}
 
 	// The application's reply continues the session: type 2; line breaks
@@ -87,14 +79,14 @@ func TestLoginAndFullSession(t *testing.T) {
 	}
 	ack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID }, within)
 	if ack.EventType != schemas.EventAck {
-		t.Errorf("event for the reply %s", js(t, ack))
+		t.Errorf("event for the reply %s", chattest.JSON(t, ack))
 	}
 
 	// The user answers: resume with content, same to_addr.
 	srv.ussd(p, "27831234567", "2", "1")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.From() != "+27831234567" || res.To() != "*120*44#" || res.Text() != "1" {
-		t.Errorf("resume inbound %s", js(t, res))
+		t.Errorf("resume inbound %s", chattest.JSON(t, res))
 	}
 
 	// The application ends the session: type 3.
@@ -111,7 +103,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, "27831234567", "3", "")
 	cl := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionClose }, within)
 	if cl.To() != "*120*44#" || cl.From() != "+27831234567" {
-		t.Errorf("close inbound %s", js(t, cl))
+		t.Errorf("close inbound %s", chattest.JSON(t, cl))
 	}
 	srv.ussd(p, "27831234567", "2", "late")
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return strings.Contains(f.Reason, "no USSD session for +27831234567") }, within)
@@ -148,7 +140,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	e.SendOutbound(bad)
 	nack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "not-latin1" }, within)
 	if nack.EventType != schemas.EventNack || !strings.Contains(*nack.NackReason, "ISO-8859-1") {
-		t.Errorf("event for unencodable content %s", js(t, nack))
+		t.Errorf("event for unencodable content %s", chattest.JSON(t, nack))
 	}
 	// The server's LOGOUT is reported as degraded; SEQ and DR are only logged.
 	srv.send(p, "SSMI,100,27830000004,12")
@@ -173,13 +165,13 @@ func TestExtendedUSSDGenfields(t *testing.T) {
 		t.Errorf("genfields %s, want %s", g, mustJSON(want))
 	}
 	if in.To() != "*678#" || in.Session() != schemas.SessionNew {
-		t.Errorf("inbound %s", js(t, in))
+		t.Errorf("inbound %s", chattest.JSON(t, in))
 	}
 	srv.send(p, "SSMI,111,27000000000,2,1,655010000000001:1:3:abc:9,2")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	want = map[string]any{"IMSI": "655010000000001", "Subscriber Type": "1", "OperatorID": "3", "SessionID": "abc", "ValiPort": "9"}
 	if g, _ := json.Marshal(genfieldsOf(res)); string(g) != mustJSON(want) || res.Text() != "2" {
-		t.Errorf("resume %s", js(t, res))
+		t.Errorf("resume %s", chattest.JSON(t, res))
 	}
 }
 
@@ -278,7 +270,7 @@ func TestLoginRefusedAndNackWhileDown(t *testing.T) {
 	e.SendOutbound(m)
 	ev := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "while-down" }, within)
 	if ev.EventType != schemas.EventNack || !strings.Contains(*ev.NackReason, "not connected") {
-		t.Errorf("event %s", js(t, ev))
+		t.Errorf("event %s", chattest.JSON(t, ev))
 	}
 	if len(srv.requests("110")) != 0 {
 		t.Errorf("a message was sent without a login")
@@ -316,7 +308,7 @@ func TestSessionAcrossInstances(t *testing.T) {
 	srv.ussd(p1, "27831234567", "2", "yes")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.To() != "*120*7#" || res.Text() != "yes" || res.From() != "+27831234567" {
-		t.Errorf("resume on the other instance %s", js(t, res))
+		t.Errorf("resume on the other instance %s", chattest.JSON(t, res))
 	}
 	if res.MessageID == in.MessageID {
 		t.Error("same message id")

@@ -184,14 +184,6 @@ func streamYAML(base, extra string) string {
 %s`, base, extra)
 }
 
-func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
-	b, err := v.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestStreamingClient(t *testing.T) {
 	g := newFakeGo(t)
 	e := chattest.Start(t, kinds(), "bridge", streamYAML(g.srv.URL, ""))
@@ -202,7 +194,7 @@ func TestStreamingClient(t *testing.T) {
 	g.send("messages.json", `{"message_id": "go-msg-1", "to_addr": "1234", "from_addr": "+27831112222", "content": "hi", "transport_name": "go_transport", "transport_type": "sms", "session_event": null, "helper_metadata": {"go": {"x": 1}}}`+"\n")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.MessageID == "go-msg-1" }, within)
 	if in.Transport() != "bridge" || in.Text() != "hi" || in.From() != "+27831112222" || *in.TransportType != "sms" || in.HelperMetadata["go"] == nil {
-		t.Errorf("inbound %s", js(t, in))
+		t.Errorf("inbound %s", chattest.JSON(t, in))
 	}
 
 	// A reply is PUT to Vumi Go; the ack carries Vumi Go's id.
@@ -228,14 +220,14 @@ func TestStreamingClient(t *testing.T) {
 	}
 	ack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID }, within)
 	if ack.EventType != schemas.EventAck || *ack.SentMessageID != "remote-1" {
-		t.Errorf("ack %s", js(t, ack))
+		t.Errorf("ack %s", chattest.JSON(t, ack))
 	}
 
 	// Vumi Go's delivery report for remote-1 is published for our message.
 	g.send("events.json", `{"event_id": "ev1", "event_type": "delivery_report", "user_message_id": "remote-1", "delivery_status": "delivered", "transport_name": "go_transport"}`+"\n")
 	dr := e.WaitEvent(func(ev *schemas.Event) bool { return ev.EventID == "ev1" }, within)
 	if dr.UserMessageID != reply.MessageID || *dr.SentMessageID != "remote-1" || dr.EventType != schemas.EventDeliveryReport || *dr.TransportName != "bridge" {
-		t.Errorf("delivery report %s", js(t, dr))
+		t.Errorf("delivery report %s", chattest.JSON(t, dr))
 	}
 	// An event for a message that is not ours goes to failures.
 	g.send("events.json", `{"event_id": "ev2", "event_type": "ack", "user_message_id": "someone-else", "sent_message_id": "x"}`+"\n")
@@ -261,7 +253,7 @@ func TestStreamingClient(t *testing.T) {
 	e.SendOutbound(bad)
 	nack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == bad.MessageID }, within)
 	if nack.EventType != schemas.EventNack || *nack.NackReason != "Unexpected status code: 400" {
-		t.Errorf("nack %s", js(t, nack))
+		t.Errorf("nack %s", chattest.JSON(t, nack))
 	}
 	e.WaitStatus(func(s *schemas.Status) bool {
 		return s.Component == "submitted-to-vumi-go" && s.Type == "bad_request" && s.Status == schemas.StatusDown
@@ -371,7 +363,7 @@ func TestPushServer(t *testing.T) {
 	}
 	ev := e.WaitEvent(func(ev *schemas.Event) bool { return ev.EventID == "pe1" }, within)
 	if ev.UserMessageID != reply.MessageID || *ev.NackReason != "no credit" {
-		t.Errorf("pushed event %s", js(t, ev))
+		t.Errorf("pushed event %s", chattest.JSON(t, ev))
 	}
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Component == "sent-by-vumi-go" && s.Type == "vumi_go_failed" }, within)
 
