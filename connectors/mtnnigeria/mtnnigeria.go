@@ -279,24 +279,15 @@ func genRequestID() string {
 
 // session runs one connection; it reports whether it logged in.
 func (tr *Transport) session(ctx context.Context) bool {
-	tc, err := tcpclient.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer)
-	if err != nil {
-		if ctx.Err() == nil {
-			tr.Log.Warn("cannot connect", "addr", tr.cfg.addr, "error", err)
-			tr.Status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to "+tr.cfg.addr+": "+err.Error())
-		}
+	tc := tr.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer, "cannot connect", "Cannot connect to "+tr.cfg.addr+": ")
+	if tc == nil {
 		return false
 	}
 	c := &conn{Conn: tc, loginCh: make(chan error, 1)}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		tr.read(ctx, c)
-	}()
+	c.Go(func() { tr.read(ctx, c) })
 	defer func() {
 		tr.Cur.Set(nil)
-		c.Close(errors.New("stopping"))
-		<-readDone
+		c.Stop()
 		c.mu.Lock()
 		if c.enqDeadline != nil {
 			c.enqDeadline.Stop()
@@ -364,14 +355,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn) {
-	tr.Cur.Set(nil)
-	<-c.Closed()
-	msg := "Connection lost"
-	if c.Err() != nil {
-		msg += ": " + c.Err().Error()
-	}
-	tr.Log.Warn("connection lost", "error", c.Err())
-	tr.Status(ctx, schemas.StatusDown, "connection_lost", msg)
+	tr.Lost(ctx, c.Conn, "Connection lost", "connection lost")
 }
 
 // send writes a packet; it fails unless the client is logged in or the

@@ -159,6 +159,8 @@ type Conn struct {
 	closed chan struct{}
 	once   sync.Once
 	err    error
+	// readDone is closed when the reader started with Go returns.
+	readDone chan struct{}
 }
 
 // NewConn wraps nc.
@@ -400,4 +402,52 @@ func (cl *Client[C]) Run(ctx context.Context, deps *topology.Deps, spec *topolog
 // stopping).
 func (cl *Client[C]) Status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
 	_ = cl.T.Status(context.WithoutCancel(ctx), cl.component, level, typ, msg, nil)
+}
+
+// Dial connects to addr (see Dial). A failure, unless ctx has ended, is
+// logged as logMsg and published as a connection_failed status
+// statusPrefix + the error; it returns nil then.
+func (cl *Client[C]) Dial(ctx context.Context, addr string, timeout time.Duration, readBuffer int, logMsg, statusPrefix string) *Conn {
+	c, err := Dial(ctx, addr, timeout, readBuffer)
+	if err != nil {
+		if ctx.Err() == nil {
+			cl.Log.Warn(logMsg, "addr", addr, "error", err)
+			cl.Status(ctx, schemas.StatusDown, "connection_failed", statusPrefix+err.Error())
+		}
+		return nil
+	}
+	return c
+}
+
+// Lost reports a connection that ended: there is no usable connection
+// any more; once c has ended, logMsg is logged with its error (and attrs)
+// and a connection_lost status statusMsg (with ": " and the error)
+// published.
+func (cl *Client[C]) Lost(ctx context.Context, c *Conn, statusMsg, logMsg string, attrs ...any) {
+	cl.Cur.Set(nil)
+	<-c.Closed()
+	if c.Err() != nil {
+		statusMsg += ": " + c.Err().Error()
+	}
+	cl.Log.Warn(logMsg, append([]any{"error", c.Err()}, attrs...)...)
+	cl.Status(ctx, schemas.StatusDown, "connection_lost", statusMsg)
+}
+
+// Go runs read (the connection's reader) in the background; Stop waits
+// for it.
+func (c *Conn) Go(read func()) {
+	c.readDone = make(chan struct{})
+	go func() {
+		defer close(c.readDone)
+		read()
+	}()
+}
+
+// Stop ends the connection (if it has not ended) and waits for the reader
+// started with Go.
+func (c *Conn) Stop() {
+	c.Close(errors.New("stopping"))
+	if c.readDone != nil {
+		<-c.readDone
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -151,5 +152,11 @@ func TestConnWriteReadLoginAndClose(t *testing.T) {
 	}
 	if res, _ := AwaitLogin(context.Background(), c2, ch, time.Millisecond); res != LoginTimeout {
 		t.Errorf("timeout: %v", res)
+	}
+	var readerDone atomic.Bool
+	c2.Go(func() { <-c2.Closed(); readerDone.Store(true) })
+	c2.Stop()
+	if !readerDone.Load() || c2.Err() == nil || c2.Err().Error() != "stopping" {
+		t.Errorf("Stop: reader done %v, err %v", readerDone.Load(), c2.Err())
 	}
 }

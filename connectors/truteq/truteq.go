@@ -189,24 +189,15 @@ func (tr *Transport) connectLoop(ctx context.Context) {
 // session runs one connection: dial, login, link checks, reading. It
 // reports whether the login succeeded.
 func (tr *Transport) session(ctx context.Context) bool {
-	tc, err := tcpclient.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer)
-	if err != nil {
-		if ctx.Err() == nil {
-			tr.Log.Warn("cannot connect to the SSMI server", "addr", tr.cfg.addr, "error", err)
-			tr.Status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to the SSMI server: "+err.Error())
-		}
+	tc := tr.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer, "cannot connect to the SSMI server", "Cannot connect to the SSMI server: ")
+	if tc == nil {
 		return false
 	}
 	c := &conn{Conn: tc, loginCh: make(chan error, 1)}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		tr.read(ctx, c)
-	}()
+	c.Go(func() { tr.read(ctx, c) })
 	defer func() {
 		tr.Cur.Set(nil)
-		c.Close(errors.New("stopping"))
-		<-readDone
+		c.Stop()
 	}()
 	if err := tr.write(c, encodeRequest(reqLogin, []byte(tr.cfg.Username), []byte(tr.cfg.Password))); err != nil {
 		tr.lost(ctx, c, false)
@@ -264,14 +255,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn, wasUp bool) {
-	tr.Cur.Set(nil)
-	<-c.Closed()
-	msg := "Connection to the SSMI server lost"
-	if c.Err() != nil {
-		msg += ": " + c.Err().Error()
-	}
-	tr.Log.Warn("connection to the SSMI server lost", "error", c.Err(), "logged_in", wasUp)
-	tr.Status(ctx, schemas.StatusDown, "connection_lost", msg)
+	tr.Lost(ctx, c.Conn, "Connection to the SSMI server lost", "connection to the SSMI server lost", "logged_in", wasUp)
 }
 
 // logout says goodbye at shutdown.
