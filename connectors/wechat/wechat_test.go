@@ -109,31 +109,19 @@ type response struct {
 	body string
 }
 
-func post(t *testing.T, e *transporttest.Env, query, body string) chan response {
-	ch := make(chan response, 1)
-	go func() {
-		resp, err := http.Post(e.BaseURL+"/api/v1/wechat/?"+query, "text/xml", strings.NewReader(body))
-		if err != nil {
-			t.Error(err)
-			ch <- response{}
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		ch <- response{resp.StatusCode, string(b)}
-	}()
-	return ch
+func post(t *testing.T, e *transporttest.Env, query, body string) *transporttest.Pending {
+	req, err := http.NewRequest(http.MethodPost, e.BaseURL+"/api/v1/wechat/?"+query, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/xml")
+	return transporttest.Go(req)
 }
 
-func wait(t *testing.T, ch chan response) response {
+func wait(t *testing.T, p *transporttest.Pending) response {
 	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(60 * time.Second):
-		t.Fatal("no response")
-	}
-	return response{}
+	resp, body := p.Wait(t)
+	return response{resp.StatusCode, body}
 }
 
 func textXML(from, content, msgID string) string {
