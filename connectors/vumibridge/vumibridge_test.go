@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
+	"github.com/vumi-kafka/vumi/connectors/tcpclient/tcptest"
 	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -124,21 +125,7 @@ func (f *fakeGo) serve(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeGo) wait(what string, cond func() bool) {
 	f.t.Helper()
-	deadline := time.After(within)
-	for {
-		f.mu.Lock()
-		ok := cond()
-		f.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-f.note:
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
-			f.t.Fatalf("fake Vumi Go: no %s within %v", what, within)
-		}
-	}
+	tcptest.Poll(f.t, within, "fake Vumi Go: no "+what, &f.mu, f.note, cond)
 }
 
 // send writes raw text on the newest open stream of path.

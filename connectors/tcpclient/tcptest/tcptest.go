@@ -112,19 +112,27 @@ func (s *Server[R]) Record(r R) {
 // Deadline.
 func (s *Server[R]) Wait(what string, cond func() bool) {
 	s.t.Helper()
-	deadline := time.After(Deadline)
+	Poll(s.t, Deadline, s.name+": no "+what, &s.Mu, s.note, cond)
+}
+
+// Poll waits until cond (run with mu held) holds, checking it whenever
+// note signals and every 20 ms; after within it fails the test with
+// "<failure> within <within>".
+func Poll(t testing.TB, within time.Duration, failure string, mu *sync.Mutex, note <-chan struct{}, cond func() bool) {
+	t.Helper()
+	deadline := time.After(within)
 	for {
-		s.Mu.Lock()
+		mu.Lock()
 		ok := cond()
-		s.Mu.Unlock()
+		mu.Unlock()
 		if ok {
 			return
 		}
 		select {
-		case <-s.note:
+		case <-note:
 		case <-time.After(20 * time.Millisecond):
 		case <-deadline:
-			s.t.Fatalf("%s: no %s within %v", s.name, what, Deadline)
+			t.Fatalf("%s within %v", failure, within)
 		}
 	}
 }
