@@ -234,17 +234,7 @@ func (e *Env) WaitInbound(match func(*schemas.UserMessage) bool, within time.Dur
 // matching match.
 func (e *Env) WaitOutbound(match func(*schemas.UserMessage) bool, within time.Duration) *schemas.UserMessage {
 	e.t.Helper()
-	var found *schemas.UserMessage
-	e.wait(within, "outbound message", func() bool {
-		for _, m := range e.outbound {
-			if match(m) {
-				found = m
-				return true
-			}
-		}
-		return false
-	})
-	return found
+	return waitMatch(e, within, "outbound message", &e.outbound, match)
 }
 
 // WaitEvent waits for the event matching match.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -274,18 +273,9 @@ func TestStreamingClientGivesUpAfterMaxRetries(t *testing.T) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestPushServer(t *testing.T) {
 	g := newFakeGo(t)
-	port := freePort(t)
+	port := chattest.FreePort(t)
 	e := chattest.Start(t, kinds(), "bridge", fmt.Sprintf(`
   - name: bridge
     kind: vumi.transports.vumi_bridge.GoConversationTransport

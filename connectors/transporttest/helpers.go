@@ -3,6 +3,7 @@ package transporttest
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -24,4 +25,20 @@ func WantConfigErrors(t testing.TB, kinds *topology.Registry, cases [][2]string)
 // lines, "key: value\n...").
 func Worker(kind, fields string) string {
 	return "  - name: w\n    kind: " + kind + "\n    " + strings.ReplaceAll(strings.TrimSuffix(fields, "\n"), "\n", "\n    ")
+}
+
+// waitMatch waits for an item of *list matching match.
+func waitMatch[T any](e *Env, within time.Duration, what string, list *[]T, match func(T) bool) T {
+	e.t.Helper()
+	var found T
+	e.wait(within, what, func() bool {
+		for _, v := range *list {
+			if match(v) {
+				found = v
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
