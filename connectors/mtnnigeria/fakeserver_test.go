@@ -60,7 +60,7 @@ func body(typ string, kv ...string) string {
 	return b.String()
 }
 
-func (s *fakeMTN) serve(p *tcptest.Peer) {
+func (s *fakeMTN) serve(srv *tcptest.Server[got], p *tcptest.Peer) {
 	for {
 		h := make([]byte, 32)
 		if _, err := io.ReadFull(p.C, h); err != nil {
@@ -108,7 +108,7 @@ func (s *fakeMTN) serve(p *tcptest.Peer) {
 				cur = ""
 			}
 		}
-		s.Record(g)
+		srv.Record(g)
 		switch g.typ {
 		case "AUTHRequest":
 			f := g.fields

@@ -35,7 +35,7 @@ func newFakeSSMI(t testing.TB, user, pass string) *fakeSSMI {
 	return s
 }
 
-func (s *fakeSSMI) serve(p *tcptest.Peer) {
+func (s *fakeSSMI) serve(srv *tcptest.Server[request], p *tcptest.Peer) {
 	r := bufio.NewReader(p.C)
 	for {
 		line, err := r.ReadString('\r')
@@ -52,7 +52,7 @@ func (s *fakeSSMI) serve(p *tcptest.Peer) {
 			// The message is the last field and may hold commas.
 			req.fields = append(parts[2:4:4], strings.Join(parts[4:], ","))
 		}
-		s.Record(req)
+		srv.Record(req)
 		switch req.id {
 		case "1": // LOGIN,username,password
 			if len(req.fields) == 2 && req.fields[0] == s.user && req.fields[1] == s.pass {

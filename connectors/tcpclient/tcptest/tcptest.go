@@ -49,10 +49,10 @@ func (p *Peer) Write(b []byte) {
 	_, _ = p.C.Write(b)
 }
 
-// New listens on 127.0.0.1:0 and serves each connection with serve until
-// the test ends (then the listener and every connection are closed). name
-// says which server failed a wait.
-func New[R any](t testing.TB, name string, serve func(*Peer)) *Server[R] {
+// New listens on 127.0.0.1:0 and serves each connection with serve (given
+// this server, to record with) until the test ends (then the listener and
+// every connection are closed). name says which server failed a wait.
+func New[R any](t testing.TB, name string, serve func(*Server[R], *Peer)) *Server[R] {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func New[R any](t testing.TB, name string, serve func(*Peer)) *Server[R] {
 					_ = p.C.Close()
 					s.poke()
 				}()
-				serve(p)
+				serve(s, p)
 			}()
 		}
 	}()
