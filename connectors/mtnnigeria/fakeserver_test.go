@@ -4,13 +4,12 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/vumi-kafka/vumi/connectors/tcpclient/tcptest"
 )
 
 // fakeMTN is MTN Nigeria's server side of XML over TCP, written from the
@@ -19,23 +18,11 @@ import (
 // right credentials (AUTHResponse) or refuses it (AUTHError 001), answers
 // ENQRequest with ENQResponse unless told not to, and records every packet.
 type fakeMTN struct {
+	*tcptest.Server[got]
 	t                       testing.TB
-	ln                      net.Listener
 	user, pass, application string
 
 	silentEnquireLinks atomic.Bool
-
-	mu    sync.Mutex
-	conns []*mtnPeer
-	pkts  []got
-	note  chan struct{}
-}
-
-type mtnPeer struct {
-	idx      int
-	c        net.Conn
-	wmu      sync.Mutex
-	loggedIn atomic.Bool
 }
 
 type got struct {
@@ -47,45 +34,9 @@ type got struct {
 }
 
 func newFakeMTN(t testing.TB, user, pass, app string) *fakeMTN {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &fakeMTN{t: t, ln: ln, user: user, pass: pass, application: app, note: make(chan struct{}, 1)}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		s.mu.Lock()
-		for _, p := range s.conns {
-			_ = p.c.Close()
-		}
-		s.mu.Unlock()
-	})
-	go s.accept()
+	s := &fakeMTN{t: t, user: user, pass: pass, application: app}
+	s.Server = tcptest.New[got](t, "fake MTN server", s.serve)
 	return s
-}
-
-func (s *fakeMTN) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
-
-func (s *fakeMTN) poke() {
-	select {
-	case s.note <- struct{}{}:
-	default:
-	}
-}
-
-func (s *fakeMTN) accept() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		p := &mtnPeer{idx: len(s.conns), c: c}
-		s.conns = append(s.conns, p)
-		s.mu.Unlock()
-		s.poke()
-		go s.serve(p)
-	}
 }
 
 // frame builds a packet as the server sends it.
@@ -109,14 +60,10 @@ func body(typ string, kv ...string) string {
 	return b.String()
 }
 
-func (s *fakeMTN) serve(p *mtnPeer) {
-	defer func() {
-		_ = p.c.Close()
-		s.poke()
-	}()
+func (s *fakeMTN) serve(srv *tcptest.Server[got], p *tcptest.Peer) {
 	for {
 		h := make([]byte, 32)
-		if _, err := io.ReadFull(p.c, h); err != nil {
+		if _, err := io.ReadFull(p.C, h); err != nil {
 			return
 		}
 		sid := strings.TrimRight(string(h[:16]), "\x00")
@@ -126,10 +73,10 @@ func (s *fakeMTN) serve(p *mtnPeer) {
 			return
 		}
 		b := make([]byte, n-32)
-		if _, err := io.ReadFull(p.c, b); err != nil {
+		if _, err := io.ReadFull(p.C, b); err != nil {
 			return
 		}
-		g := got{conn: p.idx, sessionID: sid, fields: map[string]string{}}
+		g := got{conn: p.Idx, sessionID: sid, fields: map[string]string{}}
 		// The body: one root element of simple child elements.
 		// ISO-8859-1: each byte is one character.
 		var text strings.Builder
@@ -161,15 +108,12 @@ func (s *fakeMTN) serve(p *mtnPeer) {
 				cur = ""
 			}
 		}
-		s.mu.Lock()
-		s.pkts = append(s.pkts, g)
-		s.mu.Unlock()
-		s.poke()
+		srv.Record(g)
 		switch g.typ {
 		case "AUTHRequest":
 			f := g.fields
 			if f["userName"] == s.user && f["passWord"] == s.pass && f["applicationId"] == s.application {
-				p.loggedIn.Store(true)
+				p.LoggedIn.Store(true)
 				s.send(p, sid, body("AUTHResponse", "requestId", f["requestId"], "authMsg", "SUCCESS"))
 			} else {
 				s.send(p, sid, body("AUTHError", "requestId", f["requestId"], "authMsg", "FAILURE", "errorCode", "001"))
@@ -182,18 +126,10 @@ func (s *fakeMTN) serve(p *mtnPeer) {
 	}
 }
 
-func (s *fakeMTN) send(p *mtnPeer, sessionID, body string) {
-	s.sendRaw(p, frame(sessionID, body))
-}
-
-func (s *fakeMTN) sendRaw(p *mtnPeer, b []byte) {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	_, _ = p.c.Write(b)
-}
+func (s *fakeMTN) send(p *tcptest.Peer, sessionID, body string) { p.Write(frame(sessionID, body)) }
 
 // ussd sends a USSDRequest.
-func (s *fakeMTN) ussd(p *mtnPeer, sessionID, requestID, msisdn, msgtype, eos, userdata string) {
+func (s *fakeMTN) ussd(p *tcptest.Peer, sessionID, requestID, msisdn, msgtype, eos, userdata string) {
 	kv := []string{"requestId", requestID, "msisdn", msisdn, "clientId", "441", "starCode", "123", "msgtype", msgtype,
 		"phase", "2", "dcs", "15", "userdata", userdata}
 	if eos != "" {
@@ -202,55 +138,7 @@ func (s *fakeMTN) ussd(p *mtnPeer, sessionID, requestID, msisdn, msgtype, eos, u
 	s.send(p, sessionID, body("USSDRequest", kv...))
 }
 
-func (s *fakeMTN) wait(what string, cond func() bool) {
-	s.t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		s.mu.Lock()
-		ok := cond()
-		s.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-s.note:
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
-			s.t.Fatalf("fake MTN server: no %s within 30s", what)
-		}
-	}
-}
-
-func (s *fakeMTN) loggedIn(n int) *mtnPeer {
-	s.t.Helper()
-	var p *mtnPeer
-	s.wait(fmt.Sprintf("logged-in connection #%d", n), func() bool {
-		if len(s.conns) > n && s.conns[n].loggedIn.Load() {
-			p = s.conns[n]
-			return true
-		}
-		return false
-	})
-	return p
-}
-
-func (s *fakeMTN) connCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 func (s *fakeMTN) packet(match func(got) bool) got {
 	s.t.Helper()
-	var g got
-	s.wait("matching packet", func() bool {
-		for _, p := range s.pkts {
-			if match(p) {
-				g = p
-				return true
-			}
-		}
-		return false
-	})
-	return g
+	return s.Find("matching packet", match)
 }

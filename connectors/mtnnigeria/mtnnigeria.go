@@ -18,8 +18,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"sort"
@@ -74,10 +72,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateBase(); err != nil {
 		return err
 	}
-	for _, kv := range [][2]string{{"server_hostname", c.ServerHostname}, {"username", c.Username}, {"password", c.Password}, {"application_id", c.ApplicationID}} {
-		if kv[1] == "" {
-			return fmt.Errorf("key %s: is required", kv[0])
-		}
+	if err := tcpclient.Required([2]string{"server_hostname", c.ServerHostname}, [2]string{"username", c.Username}, [2]string{"password", c.Password}, [2]string{"application_id", c.ApplicationID}); err != nil {
+		return err
 	}
 	if c.ServerPort == 0 {
 		return errors.New("key server_port: is required")
@@ -86,37 +82,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("key server_port: must be between 1 and 65535, got %d", c.ServerPort)
 	}
 	c.addr = net.JoinHostPort(c.ServerHostname, strconv.Itoa(c.ServerPort))
-	if c.EnquireLinkInterval == 0 {
-		c.EnquireLinkInterval = 30
+	if err := tcpclient.Seconds("enquire_link_interval", &c.EnquireLinkInterval, 30); err != nil {
+		return err
 	}
-	if c.EnquireLinkInterval < 1 {
-		return fmt.Errorf("key enquire_link_interval: must be at least 1 second, got %d", c.EnquireLinkInterval)
-	}
-	if c.TimeoutPeriod == 0 {
-		c.TimeoutPeriod = 30
-	}
-	if c.TimeoutPeriod < 1 {
-		return fmt.Errorf("key timeout_period: must be at least 1 second, got %d", c.TimeoutPeriod)
+	if err := tcpclient.Seconds("timeout_period", &c.TimeoutPeriod, 30); err != nil {
+		return err
 	}
 	if c.UserTerminationResponse == nil {
 		c.UserTerminationResponse = schemas.String("Session Ended")
 	}
-	if c.SessionTimeoutPeriod == 0 {
-		c.SessionTimeoutPeriod = 600
+	if err := tcpclient.Seconds("session_timeout_period", &c.SessionTimeoutPeriod, 600); err != nil {
+		return err
 	}
-	if c.SessionTimeoutPeriod < 1 {
-		return fmt.Errorf("key session_timeout_period: must be at least 1 second, got %d", c.SessionTimeoutPeriod)
-	}
-	if c.InitialReconnectDelay == 0 {
-		c.InitialReconnectDelay = 1
-	}
-	if c.MaxReconnectDelay == 0 {
-		c.MaxReconnectDelay = 3600
-	}
-	if c.InitialReconnectDelay < 0 || c.MaxReconnectDelay < c.InitialReconnectDelay {
-		return fmt.Errorf("key max_reconnect_delay: must be at least initial_reconnect_delay (%v), got %v", c.InitialReconnectDelay, c.MaxReconnectDelay)
-	}
-	return nil
+	return tcpclient.ReconnectDelays(&c.InitialReconnectDelay, &c.MaxReconnectDelay)
 }
 
 // IO implements topology.WorkerConfig: the transport's topics and its
@@ -249,32 +227,16 @@ type Transport struct {
 	spec *topology.WorkerSpec
 	cfg  *Config
 
-	t        *transport.Transport
-	log      *slog.Logger
-	sessions *ussdsession.Store
-	cur      tcpclient.Current[conn]
-	stopping chan struct{}
+	tcpclient.Client[conn]
 }
 
 // conn is one connection to the server.
 type conn struct {
-	c           net.Conn
-	wmu         sync.Mutex
-	closed      chan struct{}
-	once        sync.Once
-	err         error
+	*tcpclient.Conn
 	loginCh     chan error
 	mu          sync.Mutex
 	loggedIn    bool
 	enqDeadline *time.Timer
-}
-
-func (c *conn) close(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.closed)
-		_ = c.c.Close()
-	})
 }
 
 func (c *conn) authenticated() bool {
@@ -285,83 +247,15 @@ func (c *conn) authenticated() bool {
 
 // Run connects and serves until ctx ends.
 func (tr *Transport) Run(ctx context.Context) error {
-	t, err := transport.New(tr.deps, tr.spec, &tr.cfg.Config)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	tr.t, tr.log = t, t.Log
-	tr.stopping = make(chan struct{})
-	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.SessionTimeoutPeriod)*time.Second)
-	if err != nil {
-		return err
-	}
-	stCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSessions()
-	stErr := make(chan error, 1)
-	go func() { stErr <- tr.sessions.Run(stCtx) }()
-	ready := make(chan struct{})
-	go func() {
-		if tr.sessions.Wait(stCtx) == nil {
-			close(ready)
-		}
-	}()
-	select {
-	case <-ctx.Done():
-		stopSessions()
-		<-stErr
-		return nil
-	case err := <-stErr:
-		if err == nil {
-			err = errors.New("session table stopped")
-		}
-		return err
-	case <-ready:
-	}
-	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
-	connDone := make(chan struct{})
-	go func() {
-		defer close(connDone)
-		tr.connectLoop(connCtx)
-	}()
-	go func() {
-		<-ctx.Done()
-		close(tr.stopping)
-	}()
-	runErr := t.Run(ctx, tr)
-	stopConn()
-	<-connDone
-	stopSessions()
-	if err := <-stErr; err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
-}
-
-func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
-	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
+	return tr.Client.Run(ctx, tr.deps, tr.spec, &tr.cfg.Config, component, time.Duration(tr.cfg.SessionTimeoutPeriod)*time.Second, tr, tr.connectLoop)
 }
 
 func (tr *Transport) connectLoop(ctx context.Context) {
-	bo := tcpclient.Backoff{
-		Initial: time.Duration(tr.cfg.InitialReconnectDelay * float64(time.Second)),
-		Max:     time.Duration(tr.cfg.MaxReconnectDelay * float64(time.Second)),
-	}
-	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to "+tr.cfg.addr)
-	for ctx.Err() == nil {
-		connected := tr.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if connected {
-			bo.Reset() // after a login (Vumi reset it on connecting)
-		}
-		d := bo.Next()
-		tr.log.Info("reconnecting", "addr", tr.cfg.addr, "in", d)
-		if !tcpclient.Sleep(ctx, d) {
-			return
-		}
-	}
+	tr.Status(ctx, schemas.StatusDown, "connecting", "Connecting to "+tr.cfg.addr)
+	// The delays start again after a login (Vumi reset them on connecting).
+	tcpclient.Reconnect(ctx, tcpclient.NewBackoff(tr.cfg.InitialReconnectDelay, tr.cfg.MaxReconnectDelay), tr.session, func(d time.Duration) {
+		tr.Log.Info("reconnecting", "addr", tr.cfg.addr, "in", d)
+	})
 }
 
 // digits returns n random decimal digits.
@@ -385,39 +279,22 @@ func genRequestID() string {
 
 // session runs one connection; it reports whether it logged in.
 func (tr *Transport) session(ctx context.Context) bool {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", tr.cfg.addr)
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			tr.log.Warn("cannot connect", "addr", tr.cfg.addr, "error", err)
-			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to "+tr.cfg.addr+": "+err.Error())
-		}
+	tc := tr.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer, "cannot connect", "Cannot connect to "+tr.cfg.addr+": ")
+	if tc == nil {
 		return false
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		// A modest fixed receive buffer: while Kafka blocks and the
-		// transport stops reading, the kernel holds little of the peer's
-		// data either (autotuning could grow it to many megabytes).
-		_ = tc.SetReadBuffer(readBuffer)
-	}
-	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		tr.read(ctx, c)
-	}()
+	c := &conn{Conn: tc, loginCh: make(chan error, 1)}
+	c.Go(func() { tr.read(ctx, c) })
 	defer func() {
-		tr.cur.Set(nil)
-		c.close(errors.New("stopping"))
-		<-readDone
+		tr.Cur.Set(nil)
+		c.Stop()
 		c.mu.Lock()
 		if c.enqDeadline != nil {
 			c.enqDeadline.Stop()
 		}
 		c.mu.Unlock()
 	}()
-	tr.log.Info("logging in", "addr", tr.cfg.addr, "username", tr.cfg.Username)
+	tr.Log.Info("logging in", "addr", tr.cfg.addr, "username", tr.cfg.Username)
 	if err := tr.send(c, genSessionID(), "AUTHRequest", []param{
 		{"requestId", genRequestID()}, {"userName", tr.cfg.Username},
 		{"passWord", tr.cfg.Password}, {"applicationId", tr.cfg.ApplicationID},
@@ -425,29 +302,25 @@ func (tr *Transport) session(ctx context.Context) bool {
 		tr.lost(ctx, c)
 		return false
 	}
-	t := time.NewTimer(loginTimeout)
-	defer t.Stop()
-	select {
-	case err := <-c.loginCh:
-		if err != nil {
-			tr.log.Error("login failed, disconnecting", "error", err)
-			tr.status(ctx, schemas.StatusDown, "login_failed", "Login failed: "+err.Error())
-			c.close(err)
-			return false
-		}
-	case <-c.closed:
+	switch res, err := tcpclient.AwaitLogin(ctx, c.Conn, c.loginCh, loginTimeout); res {
+	case tcpclient.LoginRefused:
+		tr.Log.Error("login failed, disconnecting", "error", err)
+		tr.Status(ctx, schemas.StatusDown, "login_failed", "Login failed: "+err.Error())
+		c.Close(err)
+		return false
+	case tcpclient.LoginLost:
 		tr.lost(ctx, c)
 		return false
-	case <-t.C:
-		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
-		c.close(errors.New("login timed out"))
+	case tcpclient.LoginTimeout:
+		tr.Status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
+		c.Close(errors.New("login timed out"))
 		return false
-	case <-ctx.Done():
+	case tcpclient.LoginStopped:
 		return false
 	}
-	tr.log.Info("client authentication complete")
-	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to "+tr.cfg.addr)
-	tr.cur.Set(c)
+	tr.Log.Info("client authentication complete")
+	tr.Status(ctx, schemas.StatusOK, "connected", "Logged in to "+tr.cfg.addr)
+	tr.Cur.Set(c)
 
 	interval := time.Duration(tr.cfg.EnquireLinkInterval) * time.Second
 	timeout := min(time.Duration(tr.cfg.TimeoutPeriod)*time.Second, interval)
@@ -461,9 +334,9 @@ func (tr *Transport) session(ctx context.Context) bool {
 			c.enqDeadline.Stop()
 		}
 		c.enqDeadline = time.AfterFunc(timeout, func() {
-			tr.log.Warn("no enquire link response; disconnecting", "timeout", timeout)
-			tr.status(ctx, schemas.StatusDown, "enquire_link_timeout", fmt.Sprintf("No enquire link response received after %v", timeout))
-			c.close(errors.New("enquire link timed out"))
+			tr.Log.Warn("no enquire link response; disconnecting", "timeout", timeout)
+			tr.Status(ctx, schemas.StatusDown, "enquire_link_timeout", fmt.Sprintf("No enquire link response received after %v", timeout))
+			c.Close(errors.New("enquire link timed out"))
 		})
 		c.mu.Unlock()
 		if err := tr.send(c, genSessionID(), "ENQRequest", []param{{"requestId", genRequestID()}, {"enqCmd", "ENQUIRELINK"}}); err != nil {
@@ -473,7 +346,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 		select {
 		case <-ctx.Done():
 			return true
-		case <-c.closed:
+		case <-c.Closed():
 			tr.lost(ctx, c)
 			return true
 		case <-tick.C:
@@ -482,14 +355,7 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn) {
-	tr.cur.Set(nil)
-	<-c.closed
-	msg := "Connection lost"
-	if c.err != nil {
-		msg += ": " + c.err.Error()
-	}
-	tr.log.Warn("connection lost", "error", c.err)
-	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
+	tr.Lost(ctx, c.Conn, "Connection lost", "connection lost")
 }
 
 // send writes a packet; it fails unless the client is logged in or the
@@ -499,20 +365,8 @@ func (tr *Transport) send(c *conn, sessionID, typ string, params []param) error 
 		return fmt.Errorf("'%s' packet could not be sent, client not authenticated", typ)
 	}
 	pkt := encodePacket(sessionID, typ, params)
-	tr.log.Debug("sending packet", "type", typ, "session_id", sessionID)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	select {
-	case <-c.closed:
-		return errors.New("connection closed")
-	default:
-	}
-	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.c.Write(pkt); err != nil {
-		c.close(fmt.Errorf("write: %w", err))
-		return err
-	}
-	return nil
+	tr.Log.Debug("sending packet", "type", typ, "session_id", sessionID)
+	return c.Write(pkt, writeTimeout)
 }
 
 func (tr *Transport) sendError(c *conn, sessionID, requestID, code string) {
@@ -523,7 +377,7 @@ func (tr *Transport) sendError(c *conn, sessionID, requestID, code string) {
 		requestID = genRequestID()
 	}
 	if err := tr.send(c, sessionID, "USSDError", []param{{"requestId", requestID}, {"errorCode", code}}); err != nil {
-		tr.log.Warn("USSDError not sent", "error", err)
+		tr.Log.Warn("USSDError not sent", "error", err)
 	}
 }
 
@@ -538,18 +392,17 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 	l := tcpclient.NewLanes(lanes, laneDepth, func(in inbound) { tr.handleData(ctx, in) })
 	defer l.Close()
 	var fr frameReader
-	buf := make([]byte, 4096)
-	for {
+	c.ReadLoop(fr.feed, func() bool {
 		for {
 			raw, ok, err := fr.next()
 			if err != nil {
 				// The framing is lost: nothing after this can be trusted.
 				tr.malformed(ctx, fr.buf[:min(len(fr.buf), headerSize)], "", err)
-				c.close(err)
-				return
+				c.Close(err)
+				return false
 			}
 			if !ok {
-				break
+				return true
 			}
 			p, err := ParsePacket(raw)
 			if err != nil {
@@ -560,21 +413,10 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 				continue
 			}
 			if !tr.dispatch(ctx, c, l, inbound{c, p, raw}) {
-				return
+				return false
 			}
 		}
-		n, err := c.c.Read(buf)
-		if n > 0 {
-			fr.feed(buf[:n])
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("closed by the server")
-			}
-			c.close(err)
-			return
-		}
-	}
+	}, "closed by the server")
 }
 
 // dispatch is Vumi's packet_received; false stops reading.
@@ -598,7 +440,7 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, l *tcpclient.Lanes[i
 	case "AUTHResponse":
 		if err := loginRespFields.check(p.Params); err != nil {
 			bad(err)
-			c.close(err)
+			c.Close(err)
 			return true
 		}
 		c.mu.Lock()
@@ -638,14 +480,14 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, l *tcpclient.Lanes[i
 			bad(err)
 			return true
 		}
-		tr.log.Error("server sent error message", "session_id", p.SessionID, "request_id", reqID,
+		tr.Log.Error("server sent error message", "session_id", p.SessionID, "request_id", reqID,
 			"error", (&codedError{p.Params["errorCode"], p.Params["errorMsg"]}).Error())
 	case "USSDResponse":
 		if err := dataRequestFields.check(p.Params); err != nil {
 			bad(err)
 			return true
 		}
-		tr.log.Info("received spurious USSDResponse message, ignoring", "session_id", p.SessionID)
+		tr.Log.Info("received spurious USSDResponse message, ignoring", "session_id", p.SessionID)
 	case "USSDRequest":
 		if err := dataRequestFields.check(p.Params); err != nil {
 			bad(err)
@@ -670,19 +512,9 @@ func firstNonEmpty(s ...string) string {
 
 // malformed logs what could not be handled and publishes it to failures.
 func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
-	tr.log.Warn("packet not handled", "error", err)
-	tr.t.Count("packets.malformed", 1)
-	if worker.CodeOf(err) == nil {
-		err = worker.Permanent(err)
-	}
-	f := tr.t.FailureFor(nil, nil, "", err)
-	f.Raw = raw
-	if key != "" {
-		f.Key = []byte(key)
-	}
-	if perr := tr.t.Base.SendFailure(context.WithoutCancel(ctx), tr.cfg.TransportName, f); perr != nil {
-		tr.log.Error("failure not published", "error", perr)
-	}
+	tr.Log.Warn("packet not handled", "error", err)
+	tr.T.Count("packets.malformed", 1)
+	tcpclient.SendFailure(ctx, tr.T, tr.cfg.TransportName, raw, key, err)
 }
 
 // sessionEvent is Vumi's determine_session_event.
@@ -696,16 +528,8 @@ func sessionEvent(msgType, endOfSession string) schemas.SessionEvent {
 	return schemas.SessionClose
 }
 
-func isTemporary(err error) bool {
-	c := worker.CodeOf(err)
-	return c == nil || *c != schemas.FailurePermanent
-}
-
-func (tr *Transport) retrying(what string) func(error, time.Duration) {
-	return func(err error, d time.Duration) {
-		tr.log.Warn(what+"; retrying (not reading from the server meanwhile)", "error", err, "retry_in", d)
-	}
-}
+// peerName names the server in log lines.
+const peerName = "the server"
 
 func bg(ctx context.Context) (context.Context, context.CancelFunc) {
 	return tcpclient.PublishContext(ctx)
@@ -732,16 +556,14 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 	if ev == schemas.SessionNew {
 		toAddr = userdata
 		sess := ussdsession.Session{"ussd_code": userdata, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
-		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
-			c, cancel := bg(ctx)
-			defer cancel()
-			return tr.sessions.Put(c, sid, sess)
+		if err := tcpclient.Publish(ctx, tr.Log, peerName, "session not stored", func(c context.Context) error {
+			return tr.Sessions.Put(c, sid, sess)
 		}); err != nil {
 			tr.malformed(ctx, in.raw, from, worker.Temporary(fmt.Errorf("session %s not stored: %w", sid, err)))
 			return
 		}
 	} else {
-		sess, err := tr.loadSession(ctx, sid)
+		sess, err := tcpclient.GetWithGrace(ctx, tr.Sessions, sid, sessionGrace)
 		if err != nil || sess == nil {
 			if err == nil {
 				err = worker.Permanent(fmt.Errorf("no USSD session %q (never started, or older than session_timeout_period %ds)", sid, tr.cfg.SessionTimeoutPeriod))
@@ -757,11 +579,11 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 	if ev == schemas.SessionClose {
 		// The user ended the session: answer with user_termination_response.
 		if err := tr.send(in.c, sid, "USSDResponse", responseParams(params["requestId"], from, params["starCode"], params["clientId"], *tr.cfg.UserTerminationResponse, true)); err != nil {
-			tr.log.Warn("user termination response not sent", "session_id", sid, "error", err)
+			tr.Log.Warn("user termination response not sent", "session_id", sid, "error", err)
 		}
 		c, cancel := bg(ctx)
-		if err := tr.sessions.Delete(c, sid); err != nil {
-			tr.log.Warn("session not cleared; it expires with session_timeout_period", "session_id", sid, "error", err)
+		if err := tr.Sessions.Delete(c, sid); err != nil {
+			tr.Log.Warn("session not cleared; it expires with session_timeout_period", "session_id", sid, "error", err)
 		}
 		cancel()
 	}
@@ -774,30 +596,12 @@ func (tr *Transport) handleData(ctx context.Context, in inbound) {
 		SessionEvent: &ev, Provider: schemas.String(provider), TransportType: schemas.String(schemas.TransportUSSD),
 		TransportMetadata: schemas.Metadata{metaKey: meta},
 	}
-	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
+	err := tcpclient.Publish(ctx, tr.Log, peerName, "inbound message not published", func(c context.Context) error {
 		m2 := *m
-		c, cancel := bg(ctx)
-		defer cancel()
-		return tr.t.PublishMessage(c, &m2)
+		return tr.T.PublishMessage(c, &m2)
 	})
 	if err != nil {
 		tr.malformed(ctx, in.raw, from, fmt.Errorf("inbound message not published: %w", err))
-	}
-}
-
-func (tr *Transport) loadSession(ctx context.Context, sid string) (ussdsession.Session, error) {
-	deadline := time.Now().Add(sessionGrace)
-	for {
-		s, err := tr.sessions.Get(sid)
-		if err != nil {
-			return nil, worker.Temporary(err)
-		}
-		if s != nil || time.Now().After(deadline) {
-			return s, nil
-		}
-		if !tcpclient.Sleep(ctx, 50*time.Millisecond) {
-			return nil, nil
-		}
 	}
 }
 
@@ -838,33 +642,23 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 	}
 	if len(missing) > 0 {
 		err := &codedError{"208", "Required message transport metadata fields missing in outbound message: " + pyList(missing)}
-		tr.log.Warn("outbound message rejected", "message_id", m.MessageID, "error", err)
-		if c, _ := tr.cur.Get(); c != nil && meta["session_id"] != "" {
+		tr.Log.Warn("outbound message rejected", "message_id", m.MessageID, "error", err)
+		if c, _ := tr.Cur.Get(); c != nil && meta["session_id"] != "" {
 			tr.sendError(c, meta["session_id"], deref(m.InReplyTo), "208")
 		}
-		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
+		return tr.T.PublishNack(ctx, m.MessageID, err.Error())
 	}
 	params := responseParams(meta["requestId"], m.To(), meta["starCode"], meta["clientId"], m.Text(), m.Session() == schemas.SessionClose)
-	deadline := time.NewTimer(sendWait)
-	defer deadline.Stop()
-	for {
-		c, changed := tr.cur.Get()
-		if c != nil {
-			err := tr.send(c, meta["session_id"], "USSDResponse", params)
-			if err == nil {
-				tr.t.Count("sent", 1)
-				return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
-			}
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("Response failed: not connected to the server (waited %v)", sendWait))
-		case <-tr.stopping:
-			return transport.ErrRedeliver
-		case <-ctx.Done():
-			return transport.ErrRedeliver
-		}
+	switch err := tcpclient.Send(ctx, &tr.Cur, tr.Stopping, sendWait, func(c *conn) error {
+		return tr.send(c, meta["session_id"], "USSDResponse", params)
+	}); err {
+	case nil:
+		tr.T.Count("sent", 1)
+		return tr.T.PublishAck(ctx, m.MessageID, m.MessageID)
+	case tcpclient.ErrNotConnected:
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("Response failed: not connected to the server (waited %v)", sendWait))
+	default:
+		return transport.ErrRedeliver
 	}
 }
 

@@ -4,21 +4,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
-	"github.com/vumi-kafka/vumi/internal/kafkatest"
+	"github.com/vumi-kafka/vumi/connectors/tcpclient/tcptest"
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 const within = 30 * time.Second
 
@@ -45,15 +41,7 @@ func workerYAML(name string, port int, extra string) string {
 
 func start(t *testing.T, srv *fakeMTN, extra string) *chattest.Env {
 	t.Helper()
-	return chattest.Start(t, kinds(), "mtn", workerYAML("mtn", srv.port(), extra))
-}
-
-func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
-	b, err := v.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return chattest.Start(t, kinds(), "mtn", workerYAML("mtn", srv.Port(), extra))
 }
 
 const sid = "1234567890123456"
@@ -61,7 +49,7 @@ const sid = "1234567890123456"
 func TestLoginAndFullSession(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	auth := srv.packet(func(g got) bool { return g.typ == "AUTHRequest" })
 	if strings.Join(auth.order, ",") != "requestId,userName,passWord,applicationId" || len(auth.sessionID) != 16 || strings.Trim(auth.sessionID, "0123456789") != "" {
 		t.Errorf("AUTHRequest %+v", auth)
@@ -75,7 +63,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	meta, _ := in.TransportMetadata["mtn_nigeria_ussd"].(map[string]any)
 	if in.From() != "2348031234567" || in.To() != "*123#" || in.Content != nil || *in.Provider != "mtn_nigeria" || *in.TransportType != "ussd" {
-		t.Errorf("new inbound %s", js(t, in))
+		t.Errorf("new inbound %s", chattest.JSON(t, in))
 	}
 	wantMeta := map[string]string{"session_id": sid, "requestId": "0001", "clientId": "441", "starCode": "123", "phase": "2", "dcs": "15"}
 	if len(meta) != len(wantMeta) {
@@ -107,7 +95,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, sid, "0002", "2348031234567", "4", "0", "1")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.To() != "*123#" || res.Text() != "1" {
-		t.Errorf("resume %s", js(t, res))
+		t.Errorf("resume %s", chattest.JSON(t, res))
 	}
 	// The application ends it: msgtype 6, EndofSession 1.
 	end := res.Reply("Thanks", false)
@@ -126,7 +114,7 @@ func TestLoginAndFullSession(t *testing.T) {
 		return m.From() == "2348030000000" && m.Session() == schemas.SessionClose
 	}, within)
 	if cl.To() != "*5#" || cl.Text() != "" {
-		t.Errorf("close %s", js(t, cl))
+		t.Errorf("close %s", chattest.JSON(t, cl))
 	}
 	term := srv.packet(func(g got) bool { return g.typ == "USSDResponse" && g.sessionID == sid2 })
 	if term.fields["userdata"] != "Session Ended" || term.fields["msgtype"] != "6" || term.fields["EndofSession"] != "1" || term.fields["requestId"] != "0011" {
@@ -148,21 +136,21 @@ func TestLoginAndFullSession(t *testing.T) {
 	e.SendOutbound(bad)
 	nack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "no-meta" }, within)
 	if nack.EventType != schemas.EventNack || !strings.Contains(*nack.NackReason, "(208) Invalid Message: Required message transport metadata fields missing in outbound message: ['clientId', 'requestId', 'starCode']") {
-		t.Errorf("nack %s", js(t, nack))
+		t.Errorf("nack %s", chattest.JSON(t, nack))
 	}
 	errPkt := srv.packet(func(g got) bool { return g.typ == "USSDError" && g.sessionID == sid3 })
 	if errPkt.fields["errorCode"] != "208" || errPkt.fields["requestId"] != "orig" {
 		t.Errorf("USSDError %+v", errPkt.fields)
 	}
-	if srv.connCount() != 1 {
-		t.Errorf("%d connections, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Errorf("%d connections, want 1", srv.ConnCount())
 	}
 }
 
 func TestMalformedPackets(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	cases := []struct {
 		body, reason string
 	}{
@@ -186,24 +174,24 @@ func TestMalformedPackets(t *testing.T) {
 	// The connection survived; a good request still works.
 	srv.ussd(p, sid, "1", "2348031234567", "1", "0", "*1#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.To() == "*1#" }, within)
-	if srv.connCount() != 1 {
-		t.Fatalf("%d connections after malformed bodies, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Fatalf("%d connections after malformed bodies, want 1", srv.ConnCount())
 	}
 	// A header whose length is not a number loses the framing: the
 	// connection is dropped and made again.
-	srv.sendRaw(p, []byte("1234567890123456garbage-length!!<x/>"))
+	p.Write([]byte("1234567890123456garbage-length!!<x/>"))
 	e.WaitFailure(func(f *schemas.Failure) bool { return strings.Contains(f.Reason, "malformed packet header") }, within)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "connection_lost" }, within)
-	srv.loggedIn(1)
+	srv.LoggedInPeer(1)
 }
 
 func TestEnquireLinksAndReconnect(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "    enquire_link_interval: 1\n    timeout_period: 1\n")
-	p0 := srv.loggedIn(0)
-	srv.wait("three enquire links", func() bool {
+	p0 := srv.LoggedInPeer(0)
+	srv.Wait("three enquire links", func() bool {
 		n := 0
-		for _, g := range srv.pkts {
+		for _, g := range srv.Recs {
 			if g.typ == "ENQRequest" && g.conn == 0 {
 				n++
 			}
@@ -216,14 +204,14 @@ func TestEnquireLinksAndReconnect(t *testing.T) {
 	if rsp.fields["requestId"] != "777" || rsp.fields["enqCmd"] != "ENQUIRELINKRSP" || rsp.sessionID != sid {
 		t.Errorf("ENQResponse %+v", rsp)
 	}
-	if srv.connCount() != 1 {
-		t.Fatalf("%d connections while enquire links were answered", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Fatalf("%d connections while enquire links were answered", srv.ConnCount())
 	}
 	// The server hangs up: down, then a new login.
 	dropped := time.Now()
-	_ = p0.c.Close()
+	_ = p0.C.Close()
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "connection_lost" && s.Status == schemas.StatusDown }, within)
-	p1 := srv.loggedIn(1)
+	p1 := srv.LoggedInPeer(1)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "connected" && s.Timestamp.After(dropped) }, within)
 	srv.ussd(p1, sid, "1", "2348031234567", "1", "0", "*1#")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.To() == "*1#" }, within)
@@ -235,7 +223,7 @@ func TestEnquireLinksAndReconnect(t *testing.T) {
 	srv.silentEnquireLinks.Store(true)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "enquire_link_timeout" }, within)
 	srv.silentEnquireLinks.Store(false)
-	srv.loggedIn(2)
+	srv.LoggedInPeer(2)
 }
 
 func TestLoginRefused(t *testing.T) {
@@ -245,13 +233,13 @@ func TestLoginRefused(t *testing.T) {
 	if !strings.Contains(st.Message, "(001) Invalid User Name Password") || strings.Contains(st.Message, "toor") {
 		t.Errorf("status %+v", st)
 	}
-	srv.wait("a second attempt", func() bool { return len(srv.conns) >= 2 })
+	srv.Wait("a second attempt", func() bool { return len(srv.Conns) >= 2 })
 	m := &schemas.UserMessage{MessageID: "down", ToAddr: schemas.String("234"), Content: schemas.String("x"), TransportName: schemas.String("mtn"), Timestamp: schemas.Now(),
 		TransportMetadata: schemas.Metadata{"mtn_nigeria_ussd": map[string]any{"session_id": sid, "clientId": "1", "requestId": "2", "starCode": "3"}}}
 	e.SendOutbound(m)
 	ev := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "down" }, within)
 	if ev.EventType != schemas.EventNack || !strings.Contains(*ev.NackReason, "Response failed") {
-		t.Errorf("event %s", js(t, ev))
+		t.Errorf("event %s", chattest.JSON(t, ev))
 	}
 }
 
@@ -259,14 +247,14 @@ func TestSessionTimeoutAndAcrossInstances(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	sessionGrace = 500 * time.Millisecond
 	t.Cleanup(func() { sessionGrace = 3 * time.Second })
-	e := chattest.Start(t, kinds(), "mtn", workerYAML("mtn0", srv.port(), "    session_timeout_period: 3\n")+workerYAML("mtn1", srv.port(), "    session_timeout_period: 3\n"))
-	p0, p1 := srv.loggedIn(0), srv.loggedIn(1)
+	e := chattest.Start(t, kinds(), "mtn", workerYAML("mtn0", srv.Port(), "    session_timeout_period: 3\n")+workerYAML("mtn1", srv.Port(), "    session_timeout_period: 3\n"))
+	p0, p1 := srv.LoggedInPeer(0), srv.LoggedInPeer(1)
 	srv.ussd(p0, sid, "1", "2348031234567", "1", "0", "*123*4#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	srv.ussd(p1, sid, "2", "2348031234567", "4", "0", "2")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.To() != "*123*4#" || res.Text() != "2" {
-		t.Errorf("resume on the other instance %s", js(t, res))
+		t.Errorf("resume on the other instance %s", chattest.JSON(t, res))
 	}
 	time.Sleep(3500 * time.Millisecond) // past session_timeout_period
 	srv.ussd(p0, sid, "3", "2348031234567", "4", "0", "3")
@@ -282,25 +270,16 @@ func TestSessionTimeoutAndAcrossInstances(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	base := "transport_name: t\nserver_hostname: h\nserver_port: 1\nusername: u\npassword: p\napplication_id: a\n"
-	cases := []struct{ yaml, err string }{
-		{"transport_name: t\nserver_port: 1\nusername: u\npassword: p\napplication_id: a\n", "key server_hostname: is required"},
-		{"transport_name: t\nserver_hostname: h\nusername: u\npassword: p\napplication_id: a\n", "key server_port: is required"},
-		{"transport_name: t\nserver_hostname: h\nserver_port: 1\npassword: p\napplication_id: a\n", "key username: is required"},
-		{"transport_name: t\nserver_hostname: h\nserver_port: 1\nusername: u\npassword: p\n", "key application_id: is required"},
-		{base + "server_port: 70000\n", "key server_port"},
-		{base + "enquire_link_interval: -1\n", "key enquire_link_interval"},
-		{base + "session_timeout_period: -1\n", "key session_timeout_period"},
-	}
-	for _, c := range cases {
-		y := c.yaml
-		if strings.Count(y, "server_port") > 1 {
-			y = strings.Replace(y, "server_port: 1\n", "", 1)
-		}
-		_, err := topology.Load("t.yaml", []byte("workers:\n  - name: w\n    kind: mtn_nigeria_ussd\n    "+strings.ReplaceAll(strings.TrimSuffix(y, "\n"), "\n", "\n    ")+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("%q: error %v, want %q", c.yaml, err, c.err)
-		}
-	}
+	w := func(fields string) string { return transporttest.Worker("mtn_nigeria_ussd", fields) }
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{w("transport_name: t\nserver_port: 1\nusername: u\npassword: p\napplication_id: a\n"), "key server_hostname: is required"},
+		{w("transport_name: t\nserver_hostname: h\nusername: u\npassword: p\napplication_id: a\n"), "key server_port: is required"},
+		{w("transport_name: t\nserver_hostname: h\nserver_port: 1\npassword: p\napplication_id: a\n"), "key username: is required"},
+		{w("transport_name: t\nserver_hostname: h\nserver_port: 1\nusername: u\npassword: p\n"), "key application_id: is required"},
+		{w(strings.Replace(base, "server_port: 1\n", "", 1) + "server_port: 70000\n"), "key server_port"},
+		{w(base + "enquire_link_interval: -1\n"), "key enquire_link_interval"},
+		{w(base + "session_timeout_period: -1\n"), "key session_timeout_period"},
+	})
 	cfg := &Config{ServerHostname: "h", ServerPort: 1, Username: "u", Password: "p", ApplicationID: "a"}
 	cfg.TransportName = "t"
 	if err := cfg.Validate(); err != nil {
@@ -314,47 +293,12 @@ func TestConfig(t *testing.T) {
 func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
 	srv := newFakeMTN(t, "root", "toor", "1029384756")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
-	release := kafkatest.BlockProduce(e.Broker.Cluster())
-	// Far more than the socket buffers and the transport's lanes hold:
-	// the server can write it all only if the transport reads it all.
-	const n = 600
+	p := srv.LoggedInPeer(0)
 	code := strings.Repeat("9", 16000)
-	var written atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range n {
-			srv.ussd(p, fmt.Sprintf("%016d", i), "1", "2348030000000", "1", "0", code)
-			written.Add(1)
-		}
-	}()
-	select {
-	case <-done:
-		t.Fatalf("the server wrote all %d packets while Kafka refused every write: the transport read without limit", n)
-	case <-time.After(5 * time.Second):
-	}
-	stalled := written.Load()
-	release()
-	select {
-	case <-done:
-	case <-time.After(120 * time.Second):
-		t.Fatalf("the transport did not resume reading (%d of %d written)", written.Load(), n)
-	}
-	deadline := time.Now().Add(180 * time.Second)
-	for {
-		seen := map[string]bool{}
-		for _, m := range e.Inbound() {
-			meta, _ := m.TransportMetadata["mtn_nigeria_ussd"].(map[string]any)
-			seen[fmt.Sprint(meta["session_id"])] = true
-		}
-		if len(seen) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages published after Kafka came back", len(seen), n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("the server had written %d of %d packets when the transport stopped reading", stalled, n)
+	tcptest.StopsReadingWhileKafkaBlocks(t, e, 600, func(i int) {
+		srv.ussd(p, fmt.Sprintf("%016d", i), "1", "2348030000000", "1", "0", code)
+	}, func(m *schemas.UserMessage) string {
+		meta, _ := m.TransportMetadata["mtn_nigeria_ussd"].(map[string]any)
+		return fmt.Sprint(meta["session_id"])
+	})
 }

@@ -18,11 +18,7 @@ import (
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 // fakeAPI is Mxit's authentication and Messaging APIs, from their
 // description: POST /token (Basic auth, client credentials) answers a
@@ -106,45 +102,14 @@ var mxitHeaders = map[string]string{
 	"X-Mxit-User-Input":   "&lt;&amp;&gt;",
 }
 
-type response struct {
-	resp *http.Response
-	body string
-}
-
 // request sends a Mobi Portal request in the background; its response
-// arrives on the channel once the application replies.
-func request(t *testing.T, e *transporttest.Env, query string, headers map[string]string) chan response {
+// arrives once the application replies.
+func request(t *testing.T, e *transporttest.Env, query string, headers map[string]string) *transporttest.Pending {
 	req, _ := http.NewRequest(http.MethodGet, e.BaseURL+"/mxit"+query, nil)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	ch := make(chan response, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-			ch <- response{}
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		ch <- response{resp, string(b)}
-	}()
-	return ch
-}
-
-func result(t *testing.T, ch chan response) (*http.Response, string) {
-	t.Helper()
-	select {
-	case r := <-ch:
-		if r.resp == nil {
-			t.Fatal("request failed")
-		}
-		return r.resp, r.body
-	case <-time.After(60 * time.Second):
-		t.Fatal("no HTTP response")
-	}
-	return nil, ""
+	return transporttest.Go(req)
 }
 
 func TestMobiPortalRequestAndReply(t *testing.T) {
@@ -166,7 +131,7 @@ func TestMobiPortalRequestAndReply(t *testing.T) {
 	}
 	reply := in.Reply("Hello!\n1. option 1\n2. option <2>\n3. option 3", true)
 	e.SendOutbound(reply)
-	resp, body := result(t, done)
+	resp, body := done.Wait(t)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("response %d %v", resp.StatusCode, resp.Header)
 	}
@@ -187,7 +152,7 @@ func TestMobiPortalRequestAndReply(t *testing.T) {
 		t.Errorf("content from input %q", in2.Text())
 	}
 	e.SendOutbound(in2.Reply("foo!", false))
-	_, body = result(t, done)
+	_, body = done.Wait(t)
 	if !strings.Contains(body, "<p>foo!</p>") || strings.Contains(body, "<ul>") {
 		t.Errorf("plain page %s", body)
 	}
@@ -199,7 +164,7 @@ func TestMobiPortalRequestAndReply(t *testing.T) {
 		t.Errorf("unquoted content %q", in3.Text())
 	}
 	e.SendOutbound(in3.Reply("ok", false))
-	result(t, done)
+	done.Wait(t)
 }
 
 func TestNotAMxitRequest(t *testing.T) {
@@ -273,17 +238,12 @@ func TestParseAndRender(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for key, w := range map[string]string{
-		"client_id":     "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_secret: s}",
-		"client_secret": "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c}",
-		"api_send_url":  "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, api_send_url: 'nope'}",
-		"timeout":       "  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, timeout: -1}",
-	} {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_secret: s}", "key client_id"},
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c}", "key client_secret"},
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, api_send_url: 'nope'}", "key api_send_url"},
+		{"  - {name: a, kind: mxit, transport_name: a, web_path: /x, client_id: c, client_secret: s, timeout: -1}", "key timeout"},
+	})
 }
 
 func FuzzParseResponse(f *testing.F) {

@@ -1,5 +1,7 @@
 // Package tcpclient holds what the TCP client transports (TruTeq SSMI,
-// MTN Nigeria USSD) share: Vumi's reconnect back-off and a keyed, bounded
+// MTN Nigeria USSD) share, some of it also used by the Vumi Bridge: config
+// checks, the reconnect loop, connections, login and send waits,
+// publishing with retries, Vumi's reconnect back-off and a keyed, bounded
 // dispatcher that lets a connection's reader hand frames to workers without
 // buffering without limit — when every slot of a frame's lane is taken
 // (Kafka is slow or unreachable), the reader blocks, and so stops reading

@@ -41,11 +41,15 @@ type Env struct {
 	BaseURL string
 	// URLs of every instance's web server, for StartMulti.
 	URLs []string
+	// StopMustSucceed makes the deployment returning an error when it
+	// stops at the end of the test fail the test.
+	StopMustSucceed bool
 
 	consumer *kgo.Client
 	producer *kgo.Client
 	mu       sync.Mutex
 	inbound  []*schemas.UserMessage
+	outbound []*schemas.UserMessage
 	events   []*schemas.Event
 	failures []*schemas.Failure
 	statuses []*schemas.Status
@@ -61,7 +65,8 @@ func Start(t testing.TB, kinds *topology.Registry, transportName, workersYAML st
 }
 
 // StartMulti is Start for n instances of a transport whose ports are
-// ${PORT0} ... ${PORT<n-1>} (${WEB_PORT} is ${PORT0}).
+// ${PORT0} ... ${PORT<n-1>} (${WEB_PORT} is ${PORT0}). With n 0 (a
+// transport without a web server) it returns once the deployment runs.
 func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYAML string, n int) *Env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -78,7 +83,7 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 	cfgText := fmt.Sprintf("cluster:\n  kafka: {brokers: [%s]}\n  schema_registry: {url: %s}\n  partitions: 2\n  state_dir: %s\n  topics:\n    %s.outbound: {external: true}\nworkers:\n%s",
 		b.KafkaAddr(), b.RegistryURL(), t.TempDir(), transportName, workersYAML)
 	cfg, err := topology.Load("test.yaml", []byte(cfgText), kinds, func(k string) (string, bool) {
-		if k == "WEB_PORT" {
+		if k == "WEB_PORT" && n > 0 {
 			return fmt.Sprint(ports[0]), true
 		}
 		for i, p := range ports {
@@ -95,7 +100,9 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 	for _, p := range ports {
 		e.URLs = append(e.URLs, fmt.Sprintf("http://127.0.0.1:%d", p))
 	}
-	e.BaseURL = e.URLs[0]
+	if n > 0 {
+		e.BaseURL = e.URLs[0]
+	}
 	e.Codecs = schemas.NewCodecs(schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{}))
 	runCtx, stop := context.WithCancel(context.Background())
 	ready := make(chan struct{})
@@ -106,7 +113,10 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 	t.Cleanup(func() {
 		stop()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil && e.StopMustSucceed {
+				t.Errorf("deployment: %v", err)
+			}
 		case <-time.After(60 * time.Second):
 			// Bounded even with Kafka gone: every client's close has a
 			// timeout, and they add up to well under a minute.
@@ -128,7 +138,7 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 		t.Fatal(err)
 	}
 	t.Cleanup(e.producer.Close)
-	e.consumer, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics(transportName+".inbound", transportName+".event", transportName+".failures", topology.TopicStatus),
+	e.consumer, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ConsumeTopics(transportName+".inbound", transportName+".outbound", transportName+".event", transportName+".failures", topology.TopicStatus),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +161,12 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 		}
 	}
 	return e
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return freePort(t)
 }
 
 func freePort(t testing.TB) int {
@@ -184,7 +200,11 @@ func (e *Env) consume(ctx context.Context) {
 			e.mu.Lock()
 			switch x := v.(type) {
 			case *schemas.UserMessage:
-				e.inbound = append(e.inbound, x)
+				if r.Topic == e.TransportName+".outbound" {
+					e.outbound = append(e.outbound, x)
+				} else {
+					e.inbound = append(e.inbound, x)
+				}
 			case *schemas.Event:
 				e.events = append(e.events, x)
 			case *schemas.Failure:
@@ -215,6 +235,13 @@ func (e *Env) WaitInbound(match func(*schemas.UserMessage) bool, within time.Dur
 		return false
 	})
 	return found
+}
+
+// WaitOutbound waits for the outbound message (an application's reply)
+// matching match.
+func (e *Env) WaitOutbound(match func(*schemas.UserMessage) bool, within time.Duration) *schemas.UserMessage {
+	e.t.Helper()
+	return waitMatch(e, within, "outbound message", &e.outbound, match)
 }
 
 // WaitEvent waits for the event matching match.
@@ -317,6 +344,13 @@ func (e *Env) Inbound() []*schemas.UserMessage {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]*schemas.UserMessage(nil), e.inbound...)
+}
+
+// Statuses returns the status events seen so far.
+func (e *Env) Statuses() []*schemas.Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]*schemas.Status(nil), e.statuses...)
 }
 
 // SendOutbound produces an outbound message as an application would.

@@ -15,12 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,11 +72,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateBase(); err != nil {
 		return err
 	}
-	if c.Username == "" {
-		return errors.New("key username: is required")
-	}
-	if c.Password == "" {
-		return errors.New("key password: is required")
+	if err := tcpclient.Required([2]string{"username", c.Username}, [2]string{"password", c.Password}); err != nil {
+		return err
 	}
 	for _, kv := range [][2]string{{"username", c.Username}, {"password", c.Password}} {
 		if strings.ContainsAny(kv[1], ",\r\n") {
@@ -107,28 +101,13 @@ func (c *Config) Validate() error {
 		}
 		c.addr = addr
 	}
-	if c.LinkCheckPeriod == 0 {
-		c.LinkCheckPeriod = 60
+	if err := tcpclient.Seconds("link_check_period", &c.LinkCheckPeriod, 60); err != nil {
+		return err
 	}
-	if c.LinkCheckPeriod < 1 {
-		return fmt.Errorf("key link_check_period: must be at least 1 second, got %d", c.LinkCheckPeriod)
+	if err := tcpclient.Seconds("ussd_session_lifetime", &c.UssdSessionLifetime, 300); err != nil {
+		return err
 	}
-	if c.UssdSessionLifetime == 0 {
-		c.UssdSessionLifetime = 300
-	}
-	if c.UssdSessionLifetime < 1 {
-		return fmt.Errorf("key ussd_session_lifetime: must be at least 1 second, got %d", c.UssdSessionLifetime)
-	}
-	if c.InitialReconnectDelay == 0 {
-		c.InitialReconnectDelay = 1
-	}
-	if c.MaxReconnectDelay == 0 {
-		c.MaxReconnectDelay = 3600
-	}
-	if c.InitialReconnectDelay < 0 || c.MaxReconnectDelay < c.InitialReconnectDelay {
-		return fmt.Errorf("key max_reconnect_delay: must be at least initial_reconnect_delay (%v), got %v", c.InitialReconnectDelay, c.MaxReconnectDelay)
-	}
-	return nil
+	return tcpclient.ReconnectDelays(&c.InitialReconnectDelay, &c.MaxReconnectDelay)
 }
 
 // IO implements topology.WorkerConfig: the transport's topics and its
@@ -173,188 +152,79 @@ const (
 // Status components and types.
 const component = "ssmi"
 
+// peer names the SSMI server in log lines.
+const peerName = "the SSMI server"
+
 // Transport is the TruTeq transport worker.
 type Transport struct {
 	deps *topology.Deps
 	spec *topology.WorkerSpec
 	cfg  *Config
 
-	t        *transport.Transport
-	log      *slog.Logger
-	sessions *ussdsession.Store
-
-	cur      tcpclient.Current[conn]
-	stopping chan struct{}
+	tcpclient.Client[conn]
 }
 
 // conn is one logged-in (or logging-in) connection.
 type conn struct {
-	c       net.Conn
-	wmu     sync.Mutex
-	closed  chan struct{}
-	once    sync.Once
-	err     error
+	*tcpclient.Conn
 	loginCh chan error // the login's outcome, once
 	// linkPending is set when a link check is sent and cleared by its ACK.
 	linkPending atomic.Bool
 	loggedIn    atomic.Bool
 }
 
-func (c *conn) close(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.closed)
-		_ = c.c.Close()
-	})
-}
-
 // Run connects and serves until ctx ends.
 func (tr *Transport) Run(ctx context.Context) error {
-	t, err := transport.New(tr.deps, tr.spec, &tr.cfg.Config)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	tr.t, tr.log = t, t.Log
-	tr.stopping = make(chan struct{})
-	tr.sessions, err = ussdsession.Open(t.Base, tr.cfg.TransportName, time.Duration(tr.cfg.UssdSessionLifetime)*time.Second)
-	if err != nil {
-		return err
-	}
-	stCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSessions()
-	stErr := make(chan error, 1)
-	go func() { stErr <- tr.sessions.Run(stCtx) }()
-	select {
-	case <-ctx.Done():
-		stopSessions()
-		<-stErr
-		return nil
-	case err := <-stErr:
-		if err == nil {
-			err = errors.New("session table stopped")
-		}
-		return err
-	case <-waitCh(stCtx, tr.sessions):
-	}
-
-	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
-	connDone := make(chan struct{})
-	go func() {
-		defer close(connDone)
-		tr.connectLoop(connCtx)
-	}()
-	go func() {
-		<-ctx.Done()
-		close(tr.stopping)
-	}()
-	runErr := t.Run(ctx, tr)
-	stopConn()
-	<-connDone
-	stopSessions()
-	if err := <-stErr; err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
-}
-
-func waitCh(ctx context.Context, s *ussdsession.Store) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		if s.Wait(ctx) == nil {
-			close(ch)
-		}
-	}()
-	return ch
-}
-
-func (tr *Transport) status(ctx context.Context, level schemas.StatusLevel, typ, msg string) {
-	_ = tr.t.Status(context.WithoutCancel(ctx), component, level, typ, msg, nil)
+	return tr.Client.Run(ctx, tr.deps, tr.spec, &tr.cfg.Config, component, time.Duration(tr.cfg.UssdSessionLifetime)*time.Second, tr, tr.connectLoop)
 }
 
 // connectLoop keeps a logged-in connection, reconnecting with back-off.
 func (tr *Transport) connectLoop(ctx context.Context) {
-	bo := tcpclient.Backoff{
-		Initial: time.Duration(tr.cfg.InitialReconnectDelay * float64(time.Second)),
-		Max:     time.Duration(tr.cfg.MaxReconnectDelay * float64(time.Second)),
-	}
-	tr.status(ctx, schemas.StatusDown, "connecting", "Connecting to the SSMI server "+tr.cfg.addr)
-	for ctx.Err() == nil {
-		loggedIn := tr.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if loggedIn {
-			bo.Reset()
-		}
-		d := bo.Next()
-		tr.log.Info("reconnecting to the SSMI server", "addr", tr.cfg.addr, "in", d)
-		if !tcpclient.Sleep(ctx, d) {
-			return
-		}
-	}
+	tr.Status(ctx, schemas.StatusDown, "connecting", "Connecting to the SSMI server "+tr.cfg.addr)
+	tcpclient.Reconnect(ctx, tcpclient.NewBackoff(tr.cfg.InitialReconnectDelay, tr.cfg.MaxReconnectDelay), tr.session, func(d time.Duration) {
+		tr.Log.Info("reconnecting to the SSMI server", "addr", tr.cfg.addr, "in", d)
+	})
 }
 
 // session runs one connection: dial, login, link checks, reading. It
 // reports whether the login succeeded.
 func (tr *Transport) session(ctx context.Context) bool {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", tr.cfg.addr)
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			tr.log.Warn("cannot connect to the SSMI server", "addr", tr.cfg.addr, "error", err)
-			tr.status(ctx, schemas.StatusDown, "connection_failed", "Cannot connect to the SSMI server: "+err.Error())
-		}
+	tc := tr.Dial(ctx, tr.cfg.addr, dialTimeout, readBuffer, "cannot connect to the SSMI server", "Cannot connect to the SSMI server: ")
+	if tc == nil {
 		return false
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		// A modest fixed receive buffer: while Kafka blocks and the
-		// transport stops reading, the kernel holds little of the peer's
-		// data either (autotuning could grow it to many megabytes).
-		_ = tc.SetReadBuffer(readBuffer)
-	}
-	c := &conn{c: nc, closed: make(chan struct{}), loginCh: make(chan error, 1)}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		tr.read(ctx, c)
-	}()
+	c := &conn{Conn: tc, loginCh: make(chan error, 1)}
+	c.Go(func() { tr.read(ctx, c) })
 	defer func() {
-		tr.cur.Set(nil)
-		c.close(errors.New("stopping"))
-		<-readDone
+		tr.Cur.Set(nil)
+		c.Stop()
 	}()
 	if err := tr.write(c, encodeRequest(reqLogin, []byte(tr.cfg.Username), []byte(tr.cfg.Password))); err != nil {
 		tr.lost(ctx, c, false)
 		return false
 	}
-	t := time.NewTimer(loginTimeout)
-	defer t.Stop()
-	select {
-	case err := <-c.loginCh:
-		if err != nil {
-			tr.log.Error("the SSMI server refused the login", "username", tr.cfg.Username, "error", err)
-			tr.status(ctx, schemas.StatusDown, "login_failed", "The SSMI server refused the login: "+err.Error())
-			c.close(err)
-			return false
-		}
-	case <-c.closed:
+	switch res, err := tcpclient.AwaitLogin(ctx, c.Conn, c.loginCh, loginTimeout); res {
+	case tcpclient.LoginRefused:
+		tr.Log.Error("the SSMI server refused the login", "username", tr.cfg.Username, "error", err)
+		tr.Status(ctx, schemas.StatusDown, "login_failed", "The SSMI server refused the login: "+err.Error())
+		c.Close(err)
+		return false
+	case tcpclient.LoginLost:
 		tr.lost(ctx, c, false)
 		return false
-	case <-t.C:
-		tr.log.Error("no answer to the login", "within", loginTimeout)
-		tr.status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
-		c.close(errors.New("login timed out"))
+	case tcpclient.LoginTimeout:
+		tr.Log.Error("no answer to the login", "within", loginTimeout)
+		tr.Status(ctx, schemas.StatusDown, "login_timeout", fmt.Sprintf("No answer to the login within %v", loginTimeout))
+		c.Close(errors.New("login timed out"))
 		return false
-	case <-ctx.Done():
+	case tcpclient.LoginStopped:
 		tr.logout(c)
 		return false
 	}
 	c.loggedIn.Store(true)
-	tr.log.Info("logged in to the SSMI server", "addr", tr.cfg.addr, "username", tr.cfg.Username)
-	tr.status(ctx, schemas.StatusOK, "connected", "Logged in to the SSMI server")
-	tr.cur.Set(c)
+	tr.Log.Info("logged in to the SSMI server", "addr", tr.cfg.addr, "username", tr.cfg.Username)
+	tr.Status(ctx, schemas.StatusOK, "connected", "Logged in to the SSMI server")
+	tr.Cur.Set(c)
 
 	period := time.Duration(tr.cfg.LinkCheckPeriod) * time.Second
 	tick := time.NewTicker(period)
@@ -362,18 +232,18 @@ func (tr *Transport) session(ctx context.Context) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			tr.cur.Set(nil)
+			tr.Cur.Set(nil)
 			tr.logout(c)
 			return true
-		case <-c.closed:
+		case <-c.Closed():
 			tr.lost(ctx, c, true)
 			return true
 		case <-tick.C:
 		}
 		if c.linkPending.Load() {
-			tr.log.Warn("link check unanswered; reconnecting", "period", period)
-			tr.status(ctx, schemas.StatusDown, "link_check_failed", fmt.Sprintf("No answer to a link check within %v", period))
-			c.close(errors.New("link check unanswered"))
+			tr.Log.Warn("link check unanswered; reconnecting", "period", period)
+			tr.Status(ctx, schemas.StatusDown, "link_check_failed", fmt.Sprintf("No answer to a link check within %v", period))
+			c.Close(errors.New("link check unanswered"))
 			return true
 		}
 		c.linkPending.Store(true)
@@ -385,39 +255,20 @@ func (tr *Transport) session(ctx context.Context) bool {
 }
 
 func (tr *Transport) lost(ctx context.Context, c *conn, wasUp bool) {
-	tr.cur.Set(nil)
-	<-c.closed
-	msg := "Connection to the SSMI server lost"
-	if c.err != nil {
-		msg += ": " + c.err.Error()
-	}
-	tr.log.Warn("connection to the SSMI server lost", "error", c.err, "logged_in", wasUp)
-	tr.status(ctx, schemas.StatusDown, "connection_lost", msg)
+	tr.Lost(ctx, c.Conn, "Connection to the SSMI server lost", "connection to the SSMI server lost", "logged_in", wasUp)
 }
 
 // logout says goodbye at shutdown.
 func (tr *Transport) logout(c *conn) {
 	_ = tr.write(c, encodeRequest(reqLogout))
-	c.close(errors.New("logged out"))
+	c.Close(errors.New("logged out"))
 }
 
 func (tr *Transport) write(c *conn, line []byte) error {
 	if tr.cfg.Debug {
-		tr.log.Info("ssmi >>", "line", redact(line))
+		tr.Log.Info("ssmi >>", "line", redact(line))
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	select {
-	case <-c.closed:
-		return errors.New("connection closed")
-	default:
-	}
-	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.c.Write(line); err != nil {
-		c.close(fmt.Errorf("write: %w", err))
-		return err
-	}
-	return nil
+	return c.Write(line, writeTimeout)
 }
 
 // redact hides the password of a LOGIN line.
@@ -445,12 +296,11 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 	lanes := tcpclient.NewLanes(lanes, laneDepth, func(in inbound) { tr.handleUSSD(ctx, in) })
 	defer lanes.Close()
 	var lr lineReader
-	buf := make([]byte, 4096)
-	for {
+	c.ReadLoop(lr.feed, func() bool {
 		for {
 			line, tooLong, ok := lr.next()
 			if !ok {
-				break
+				return true
 			}
 			if tooLong {
 				tr.malformed(ctx, nil, "", fmt.Errorf("%w: line longer than %d bytes discarded", ErrMalformed, maxLine))
@@ -458,7 +308,7 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 			}
 			raw := append([]byte(nil), line...)
 			if tr.cfg.Debug {
-				tr.log.Info("ssmi <<", "line", latin1(raw))
+				tr.Log.Info("ssmi <<", "line", latin1(raw))
 			}
 			if len(raw) == 0 {
 				continue
@@ -469,21 +319,10 @@ func (tr *Transport) read(ctx context.Context, c *conn) {
 				continue
 			}
 			if !tr.dispatch(ctx, c, lanes, inbound{f, raw}) {
-				return
+				return false
 			}
 		}
-		n, err := c.c.Read(buf)
-		if n > 0 {
-			lr.feed(buf[:n])
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("closed by the SSMI server")
-			}
-			c.close(err)
-			return
-		}
-	}
+	}, "closed by the SSMI server")
 }
 
 // dispatch handles one parsed command; false stops reading.
@@ -500,7 +339,7 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lan
 		case ackLinkCheck:
 			c.linkPending.Store(false)
 		default:
-			tr.log.Info("ACK from the SSMI server", "ack_type", f.Get("ack_type"))
+			tr.Log.Info("ACK from the SSMI server", "ack_type", f.Get("ack_type"))
 		}
 	case respNack:
 		if !c.loggedIn.Load() {
@@ -509,18 +348,18 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lan
 			default:
 			}
 		} else {
-			tr.log.Warn("NACK from the SSMI server", "nack_type", f.Get("nack_type"))
+			tr.Log.Warn("NACK from the SSMI server", "nack_type", f.Get("nack_type"))
 		}
 	case respUSSD, respExtUSSD:
-		tr.t.Count("frames.ussd", 1)
+		tr.T.Count("frames.ussd", 1)
 		return lanes.Dispatch(ctx, f.Get("msisdn"), in)
 	case respLogout:
-		tr.log.Warn("received remote logout command", "ip", f.Get("ip"))
-		tr.status(ctx, schemas.StatusDegraded, "remote_logout", "The SSMI server logged us out (ip "+f.Get("ip")+")")
+		tr.Log.Warn("received remote logout command", "ip", f.Get("ip"))
+		tr.Status(ctx, schemas.StatusDegraded, "remote_logout", "The SSMI server logged us out (ip "+f.Get("ip")+")")
 	case respMO, respBinMO, respPremMO, respPremBMO:
 		tr.malformed(ctx, in.raw, f.Get("msisdn"), worker.Permanent(fmt.Errorf("unsupported SSMI command %s (only USSD is supported), dropped", f.Name)))
 	default: // SEQ, DR, FREE_FORM, IMSI_LOOKUP_REPLY: nothing asked for them
-		tr.log.Info("SSMI command ignored", "command", f.Name, "line", latin1(in.raw))
+		tr.Log.Info("SSMI command ignored", "command", f.Name, "line", latin1(in.raw))
 	}
 	return true
 }
@@ -528,19 +367,9 @@ func (tr *Transport) dispatch(ctx context.Context, c *conn, lanes *tcpclient.Lan
 // malformed logs a line that could not be handled and publishes it to the
 // failures topic; the connection goes on.
 func (tr *Transport) malformed(ctx context.Context, raw []byte, key string, err error) {
-	tr.log.Warn("SSMI command not handled", "error", err, "line", clip(latin1(raw)))
-	tr.t.Count("frames.malformed", 1)
-	if worker.CodeOf(err) == nil {
-		err = worker.Permanent(err)
-	}
-	f := tr.t.FailureFor(nil, nil, "", err)
-	f.Raw = raw
-	if key != "" {
-		f.Key = []byte(key)
-	}
-	if perr := tr.t.Base.SendFailure(context.WithoutCancel(ctx), tr.cfg.TransportName, f); perr != nil {
-		tr.log.Error("failure not published", "error", perr)
-	}
+	tr.Log.Warn("SSMI command not handled", "error", err, "line", clip(latin1(raw)))
+	tr.T.Count("frames.malformed", 1)
+	tcpclient.SendFailure(ctx, tr.T, tr.cfg.TransportName, raw, key, err)
 }
 
 // Vumi's mapping of SSMI USSD types to session events.
@@ -587,17 +416,15 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 			text += "#"
 		}
 		session = ussdsession.Session{"ussd_code": text, "created_at": strconv.FormatInt(time.Now().Unix(), 10)}
-		if err := tcpclient.Retry(ctx, isTemporary, tr.retrying("session not stored"), func() error {
-			pctx, cancel := tcpclient.PublishContext(ctx)
-			defer cancel()
-			return tr.sessions.Put(pctx, msisdn, session)
+		if err := tcpclient.Publish(ctx, tr.Log, peerName, "session not stored", func(pctx context.Context) error {
+			return tr.Sessions.Put(pctx, msisdn, session)
 		}); err != nil {
 			tr.malformed(ctx, in.raw, msisdn, worker.Temporary(fmt.Errorf("session for %s not stored: %w", msisdn, err)))
 			return
 		}
 	} else {
 		content = &text
-		s, err := tr.loadSession(ctx, msisdn)
+		s, err := tcpclient.GetWithGrace(ctx, tr.Sessions, msisdn, sessionGrace)
 		if err != nil || s == nil {
 			if err == nil {
 				err = worker.Permanent(fmt.Errorf("no USSD session for %s (never started, or older than ussd_session_lifetime %ds)", msisdn, tr.cfg.UssdSessionLifetime))
@@ -609,10 +436,10 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 	}
 	if ev == schemas.SessionClose {
 		dctx, cancel := tcpclient.PublishContext(ctx)
-		err := tr.sessions.Delete(dctx, msisdn)
+		err := tr.Sessions.Delete(dctx, msisdn)
 		cancel()
 		if err != nil {
-			tr.log.Warn("session not cleared; it expires with its lifetime", "msisdn", msisdn, "error", err)
+			tr.Log.Warn("session not cleared; it expires with its lifetime", "msisdn", msisdn, "error", err)
 		}
 	}
 	m := &schemas.UserMessage{
@@ -623,43 +450,12 @@ func (tr *Transport) handleUSSD(ctx context.Context, in inbound) {
 	}
 	// Published even while stopping (it came from the peer); retried
 	// while Kafka is unreachable until the transport stops.
-	err := tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
+	err := tcpclient.Publish(ctx, tr.Log, peerName, "inbound message not published", func(pctx context.Context) error {
 		m2 := *m
-		pctx, cancel := tcpclient.PublishContext(ctx)
-		defer cancel()
-		return tr.t.PublishMessage(pctx, &m2)
+		return tr.T.PublishMessage(pctx, &m2)
 	})
 	if err != nil {
 		tr.malformed(ctx, in.raw, msisdn, fmt.Errorf("inbound message not published: %w", err))
-	}
-}
-
-// loadSession reads a session, giving another instance's fresh write a
-// moment to arrive.
-func (tr *Transport) loadSession(ctx context.Context, msisdn string) (ussdsession.Session, error) {
-	deadline := time.Now().Add(sessionGrace)
-	for {
-		s, err := tr.sessions.Get(msisdn)
-		if err != nil {
-			return nil, worker.Temporary(err)
-		}
-		if s != nil || time.Now().After(deadline) {
-			return s, nil
-		}
-		if !tcpclient.Sleep(ctx, 50*time.Millisecond) {
-			return nil, nil
-		}
-	}
-}
-
-func isTemporary(err error) bool {
-	c := worker.CodeOf(err)
-	return c == nil || *c != schemas.FailurePermanent
-}
-
-func (tr *Transport) retrying(what string) func(error, time.Duration) {
-	return func(err error, d time.Duration) {
-		tr.log.Warn(what+"; retrying (not reading from the SSMI server meanwhile)", "error", err, "retry_in", d)
 	}
 }
 
@@ -677,36 +473,24 @@ var vumiToSSMI = map[schemas.SessionEvent]string{
 func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage) error {
 	msisdn := strings.Trim(m.To(), "+")
 	if msisdn == "" || strings.ContainsAny(msisdn, ",\r\n") {
-		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("invalid to_addr %q for SSMI", m.To()))
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("invalid to_addr %q for SSMI", m.To()))
 	}
 	typ, ok := vumiToSSMI[m.Session()]
 	if !ok {
-		return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("unknown session_event %q", m.Session()))
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("unknown session_event %q", m.Session()))
 	}
 	text, err := toLatin1(ussdText(m.Text()))
 	if err != nil {
-		return tr.t.PublishNack(ctx, m.MessageID, err.Error())
+		return tr.T.PublishNack(ctx, m.MessageID, err.Error())
 	}
 	line := encodeRequest(reqSendUSSD, []byte(msisdn), []byte(typ), text)
-	deadline := time.NewTimer(sendWait)
-	defer deadline.Stop()
-	for {
-		c, changed := tr.cur.Get()
-		if c != nil {
-			if err := tr.write(c, line); err == nil {
-				tr.t.Count("sent", 1)
-				return tr.t.PublishAck(ctx, m.MessageID, m.MessageID)
-			}
-			// The connection dropped: wait for the next one.
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return tr.t.PublishNack(ctx, m.MessageID, fmt.Sprintf("not connected to the SSMI server (waited %v)", sendWait))
-		case <-tr.stopping:
-			return transport.ErrRedeliver
-		case <-ctx.Done():
-			return transport.ErrRedeliver
-		}
+	switch err := tcpclient.Send(ctx, &tr.Cur, tr.Stopping, sendWait, func(c *conn) error { return tr.write(c, line) }); err {
+	case nil:
+		tr.T.Count("sent", 1)
+		return tr.T.PublishAck(ctx, m.MessageID, m.MessageID)
+	case tcpclient.ErrNotConnected:
+		return tr.T.PublishNack(ctx, m.MessageID, fmt.Sprintf("not connected to the SSMI server (waited %v)", sendWait))
+	default:
+		return transport.ErrRedeliver
 	}
 }

@@ -5,21 +5,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
-	"github.com/vumi-kafka/vumi/internal/kafkatest"
+	"github.com/vumi-kafka/vumi/connectors/tcpclient/tcptest"
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 const within = 30 * time.Second
 
@@ -44,15 +40,7 @@ func TestMain(m *testing.M) {
 
 func start(t *testing.T, srv *fakeSSMI, extra string) *chattest.Env {
 	t.Helper()
-	return chattest.Start(t, kinds(), "truteq", workerYAML("truteq", srv.port(), extra))
-}
-
-func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
-	b, err := v.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return chattest.Start(t, kinds(), "truteq", workerYAML("truteq", srv.Port(), extra))
 }
 
 func genfieldsOf(m *schemas.UserMessage) map[string]any {
@@ -64,7 +52,7 @@ func genfieldsOf(m *schemas.UserMessage) map[string]any {
 func TestLoginAndFullSession(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	login := srv.request(func(r request) bool { return r.id == "1" })
 	if strings.Join(login.fields, ",") != "vumi,s3cret" {
 		t.Errorf("LOGIN fields %q", login.fields)
@@ -75,10 +63,10 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, "27831234567", "1", "*120*44")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	if in.From() != "+27831234567" || in.To() != "*120*44#" || in.Content != nil || in.Transport() != "truteq" {
-		t.Errorf("new session inbound %s", js(t, in))
+		t.Errorf("new session inbound %s", chattest.JSON(t, in))
 	}
 	if *in.TransportType != "ussd" || len(genfieldsOf(in)) != 0 || in.HelperMetadata["truteq"] == nil {
-		t.Errorf("new session inbound %s", js(t, in))
+		t.Errorf("new session inbound %s", chattest.JSON(t, in))
 	}
 
 	// The application's reply continues the session: type 2; line breaks
@@ -91,14 +79,14 @@ func TestLoginAndFullSession(t *testing.T) {
 	}
 	ack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID }, within)
 	if ack.EventType != schemas.EventAck {
-		t.Errorf("event for the reply %s", js(t, ack))
+		t.Errorf("event for the reply %s", chattest.JSON(t, ack))
 	}
 
 	// The user answers: resume with content, same to_addr.
 	srv.ussd(p, "27831234567", "2", "1")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.From() != "+27831234567" || res.To() != "*120*44#" || res.Text() != "1" {
-		t.Errorf("resume inbound %s", js(t, res))
+		t.Errorf("resume inbound %s", chattest.JSON(t, res))
 	}
 
 	// The application ends the session: type 3.
@@ -115,7 +103,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	srv.ussd(p, "27831234567", "3", "")
 	cl := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionClose }, within)
 	if cl.To() != "*120*44#" || cl.From() != "+27831234567" {
-		t.Errorf("close inbound %s", js(t, cl))
+		t.Errorf("close inbound %s", chattest.JSON(t, cl))
 	}
 	srv.ussd(p, "27831234567", "2", "late")
 	f := e.WaitFailure(func(f *schemas.Failure) bool { return strings.Contains(f.Reason, "no USSD session for +27831234567") }, within)
@@ -143,7 +131,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	// ISO-8859-1: é is sent as one byte and comes back as é.
 	srv.ussd(p, "27830000003", "1", "*1#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "+27830000003" }, within)
-	srv.sendRaw(p, "SSMI,110,27830000003,2,0,caf\xe9\r")
+	p.Write([]byte("SSMI,110,27830000003,2,0,caf\xe9\r"))
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "+27830000003" && m.Text() == "café" }, within)
 
 	// Content ISO-8859-1 cannot hold is nacked, not mangled.
@@ -152,7 +140,7 @@ func TestLoginAndFullSession(t *testing.T) {
 	e.SendOutbound(bad)
 	nack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "not-latin1" }, within)
 	if nack.EventType != schemas.EventNack || !strings.Contains(*nack.NackReason, "ISO-8859-1") {
-		t.Errorf("event for unencodable content %s", js(t, nack))
+		t.Errorf("event for unencodable content %s", chattest.JSON(t, nack))
 	}
 	// The server's LOGOUT is reported as degraded; SEQ and DR are only logged.
 	srv.send(p, "SSMI,100,27830000004,12")
@@ -161,15 +149,15 @@ func TestLoginAndFullSession(t *testing.T) {
 	if st.Status != schemas.StatusDegraded || !strings.Contains(st.Message, "10.0.0.1") || st.Component != "ssmi" {
 		t.Errorf("remote logout status %+v", st)
 	}
-	if srv.connCount() != 1 {
-		t.Errorf("%d connections, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Errorf("%d connections, want 1", srv.ConnCount())
 	}
 }
 
 func TestExtendedUSSDGenfields(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	srv.send(p, "SSMI,111,27000000000,1,1,::3,*678#")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.From() == "+27000000000" }, within)
 	want := map[string]any{"IMSI": "", "Subscriber Type": "", "OperatorID": "3", "SessionID": "", "ValiPort": ""}
@@ -177,13 +165,13 @@ func TestExtendedUSSDGenfields(t *testing.T) {
 		t.Errorf("genfields %s, want %s", g, mustJSON(want))
 	}
 	if in.To() != "*678#" || in.Session() != schemas.SessionNew {
-		t.Errorf("inbound %s", js(t, in))
+		t.Errorf("inbound %s", chattest.JSON(t, in))
 	}
 	srv.send(p, "SSMI,111,27000000000,2,1,655010000000001:1:3:abc:9,2")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	want = map[string]any{"IMSI": "655010000000001", "Subscriber Type": "1", "OperatorID": "3", "SessionID": "abc", "ValiPort": "9"}
 	if g, _ := json.Marshal(genfieldsOf(res)); string(g) != mustJSON(want) || res.Text() != "2" {
-		t.Errorf("resume %s", js(t, res))
+		t.Errorf("resume %s", chattest.JSON(t, res))
 	}
 }
 
@@ -195,7 +183,7 @@ func mustJSON(v any) string {
 func TestMalformedFramesKeepTheConnection(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	cases := []struct{ line, reason string }{
 		{"GARBAGE", `header "GARBAGE"`},
 		{"SSMI,999,x", `unknown command id "999"`},
@@ -211,13 +199,13 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 		}
 	}
 	// An over-long line is discarded up to its delimiter.
-	srv.sendRaw(p, "SSMI,110,27831234567,1,0,"+strings.Repeat("x", maxLine+10)+"\r")
+	p.Write([]byte("SSMI,110,27831234567,1,0," + strings.Repeat("x", maxLine+10) + "\r"))
 	e.WaitFailure(func(f *schemas.Failure) bool { return strings.Contains(f.Reason, "line longer than") }, within)
 	// The connection still works.
 	srv.ussd(p, "27831234567", "1", "*120#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.To() == "*120#" }, within)
-	if srv.connCount() != 1 {
-		t.Errorf("%d connections after malformed frames, want 1", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Errorf("%d connections after malformed frames, want 1", srv.ConnCount())
 	}
 	if n := len(e.Inbound()); n != 1 {
 		t.Errorf("%d inbound messages, want 1", n)
@@ -227,26 +215,26 @@ func TestMalformedFramesKeepTheConnection(t *testing.T) {
 func TestLinkChecksAndReconnect(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "    link_check_period: 1\n")
-	p0 := srv.loggedIn(0)
+	p0 := srv.LoggedInPeer(0)
 	// Link checks go out every second and are answered: the connection stays.
-	srv.wait("three link checks", func() bool {
+	srv.Wait("three link checks", func() bool {
 		n := 0
-		for _, r := range srv.reqs {
+		for _, r := range srv.Recs {
 			if r.id == "3" && r.conn == 0 {
 				n++
 			}
 		}
 		return n >= 3
 	})
-	if srv.connCount() != 1 {
-		t.Fatalf("%d connections while link checks were answered", srv.connCount())
+	if srv.ConnCount() != 1 {
+		t.Fatalf("%d connections while link checks were answered", srv.ConnCount())
 	}
 
 	// The server drops the connection: status down, reconnect, login again.
 	dropped := time.Now()
-	_ = p0.c.Close()
+	_ = p0.C.Close()
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Status == schemas.StatusDown && s.Type == "connection_lost" }, within)
-	p1 := srv.loggedIn(1)
+	p1 := srv.LoggedInPeer(1)
 	e.WaitStatus(func(s *schemas.Status) bool {
 		return s.Status == schemas.StatusOK && s.Type == "connected" && s.Timestamp.After(dropped)
 	}, within)
@@ -264,7 +252,7 @@ func TestLinkChecksAndReconnect(t *testing.T) {
 	srv.silentLinkChecks.Store(true)
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Type == "link_check_failed" && s.Status == schemas.StatusDown }, within)
 	srv.silentLinkChecks.Store(false)
-	srv.loggedIn(2)
+	srv.LoggedInPeer(2)
 }
 
 func TestLoginRefusedAndNackWhileDown(t *testing.T) {
@@ -275,14 +263,14 @@ func TestLoginRefusedAndNackWhileDown(t *testing.T) {
 		t.Errorf("login_failed status %+v", st)
 	}
 	// It keeps trying.
-	srv.wait("a second login attempt", func() bool { return len(srv.conns) >= 2 })
+	srv.Wait("a second login attempt", func() bool { return len(srv.Conns) >= 2 })
 	// Nothing can be sent: nacked after the send wait.
 	m := &schemas.UserMessage{MessageID: "while-down", ToAddr: schemas.String("27830000004"), Content: schemas.String("x"),
 		TransportName: schemas.String("truteq"), TransportType: schemas.String("ussd"), Timestamp: schemas.Now()}
 	e.SendOutbound(m)
 	ev := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == "while-down" }, within)
 	if ev.EventType != schemas.EventNack || !strings.Contains(*ev.NackReason, "not connected") {
-		t.Errorf("event %s", js(t, ev))
+		t.Errorf("event %s", chattest.JSON(t, ev))
 	}
 	if len(srv.requests("110")) != 0 {
 		t.Errorf("a message was sent without a login")
@@ -294,7 +282,7 @@ func TestSessionTimeout(t *testing.T) {
 	sessionGrace = 100 * time.Millisecond
 	t.Cleanup(func() { sessionGrace = 3 * time.Second })
 	e := start(t, srv, "    ussd_session_lifetime: 2\n")
-	p := srv.loggedIn(0)
+	p := srv.LoggedInPeer(0)
 	srv.ussd(p, "27831234567", "1", "*120#")
 	e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	srv.ussd(p, "27831234567", "2", "1")
@@ -312,15 +300,15 @@ func TestSessionTimeout(t *testing.T) {
 
 func TestSessionAcrossInstances(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
-	e := chattest.Start(t, kinds(), "truteq", workerYAML("truteq0", srv.port(), "")+workerYAML("truteq1", srv.port(), ""))
-	p0, p1 := srv.loggedIn(0), srv.loggedIn(1)
+	e := chattest.Start(t, kinds(), "truteq", workerYAML("truteq0", srv.Port(), "")+workerYAML("truteq1", srv.Port(), ""))
+	p0, p1 := srv.LoggedInPeer(0), srv.LoggedInPeer(1)
 	srv.ussd(p0, "27831234567", "1", "*120*7")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionNew }, within)
 	// The other instance's connection carries the rest of the session.
 	srv.ussd(p1, "27831234567", "2", "yes")
 	res := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.Session() == schemas.SessionResume }, within)
 	if res.To() != "*120*7#" || res.Text() != "yes" || res.From() != "+27831234567" {
-		t.Errorf("resume on the other instance %s", js(t, res))
+		t.Errorf("resume on the other instance %s", chattest.JSON(t, res))
 	}
 	if res.MessageID == in.MessageID {
 		t.Error("same message id")
@@ -337,24 +325,17 @@ func TestSessionAcrossInstances(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	cases := []struct {
-		yaml, err string
-	}{
-		{"transport_name: t\npassword: p\n", "key username: is required"},
-		{"transport_name: t\nusername: u\n", "key password: is required"},
-		{"transport_name: t\nusername: u\npassword: p\nhost: h\n", "host and port must be given together"},
-		{"transport_name: t\nusername: u\npassword: p\nhost: h\nport: 1\ntwisted_endpoint: tcp:h:1\n", "not both"},
-		{"transport_name: t\nusername: u\npassword: p\nlink_check_period: -1\n", "key link_check_period"},
-		{"transport_name: t\nusername: u\npassword: p\nussd_session_lifetime: -5\n", "key ussd_session_lifetime"},
-		{"transport_name: t\nusername: u,x\npassword: p\n", "key username: may not contain a comma"},
-		{"transport_name: t\nusername: u\npassword: p\nmax_reconnect_delay: 0.5\ninitial_reconnect_delay: 2\n", "key max_reconnect_delay"},
-	}
-	for _, c := range cases {
-		_, err := topology.Load("t.yaml", []byte("workers:\n  - name: w\n    kind: truteq_ussd\n    "+strings.ReplaceAll(c.yaml, "\n", "\n    ")), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("%q: error %v, want %q", c.yaml, err, c.err)
-		}
-	}
+	w := func(fields string) string { return transporttest.Worker("truteq_ussd", fields) }
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{w("transport_name: t\npassword: p\n"), "key username: is required"},
+		{w("transport_name: t\nusername: u\n"), "key password: is required"},
+		{w("transport_name: t\nusername: u\npassword: p\nhost: h\n"), "host and port must be given together"},
+		{w("transport_name: t\nusername: u\npassword: p\nhost: h\nport: 1\ntwisted_endpoint: tcp:h:1\n"), "not both"},
+		{w("transport_name: t\nusername: u\npassword: p\nlink_check_period: -1\n"), "key link_check_period"},
+		{w("transport_name: t\nusername: u\npassword: p\nussd_session_lifetime: -5\n"), "key ussd_session_lifetime"},
+		{w("transport_name: t\nusername: u,x\npassword: p\n"), "key username: may not contain a comma"},
+		{w("transport_name: t\nusername: u\npassword: p\nmax_reconnect_delay: 0.5\ninitial_reconnect_delay: 2\n"), "key max_reconnect_delay"},
+	})
 	cfg := &Config{}
 	cfg.TransportName, cfg.Username, cfg.Password = "t", "u", "p"
 	if err := cfg.Validate(); err != nil {
@@ -373,47 +354,9 @@ func TestConfig(t *testing.T) {
 func TestStopsReadingWhileKafkaBlocks(t *testing.T) {
 	srv := newFakeSSMI(t, "vumi", "s3cret")
 	e := start(t, srv, "")
-	p := srv.loggedIn(0)
-	release := kafkatest.BlockProduce(e.Broker.Cluster())
-	// Far more than the socket buffers and the transport's lanes hold:
-	// the server can write it all only if the transport reads it all.
-	const n = 600
+	p := srv.LoggedInPeer(0)
 	code := strings.Repeat("9", 16000)
-	var written atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range n {
-			srv.ussd(p, fmt.Sprintf("2783%07d", i), "1", code)
-			written.Add(1)
-		}
-	}()
-	select {
-	case <-done:
-		t.Fatalf("the server wrote all %d messages (%d MB) while Kafka refused every write: the transport read without limit", n, n*16000>>20)
-	case <-time.After(5 * time.Second):
-	}
-	stalled := written.Load()
-	release()
-	select {
-	case <-done:
-	case <-time.After(120 * time.Second):
-		t.Fatalf("the transport did not resume reading (%d of %d written)", written.Load(), n)
-	}
-	// Nothing is lost: every message arrives once Kafka takes writes again.
-	deadline := time.Now().Add(180 * time.Second)
-	for {
-		seen := map[string]bool{}
-		for _, m := range e.Inbound() {
-			seen[m.From()] = true
-		}
-		if len(seen) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages published after Kafka came back", len(seen), n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("the server had written %d of %d messages when the transport stopped reading", stalled, n)
+	tcptest.StopsReadingWhileKafkaBlocks(t, e, 600, func(i int) {
+		srv.ussd(p, fmt.Sprintf("2783%07d", i), "1", code)
+	}, (*schemas.UserMessage).From)
 }

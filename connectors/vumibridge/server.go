@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/tcpclient"
 	"github.com/vumi-kafka/vumi/schemas"
 )
 
@@ -76,7 +77,7 @@ func (tr *Transport) push(h func(context.Context, []byte) error, component strin
 				tr.eventStatus(ctx, raw)
 			}
 			w.WriteHeader(http.StatusOK)
-		case !isTemporary(err):
+		case !tcpclient.IsTemporary(err):
 			tr.failed(ctx, raw, err)
 			tr.updateStatus(ctx, component, schemas.StatusDown, "bad_request", badMessage[component])
 			w.WriteHeader(http.StatusBadRequest)

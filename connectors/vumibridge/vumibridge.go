@@ -93,10 +93,8 @@ func (c *Config) Validate() error {
 	if err := c.ValidateBase(); err != nil {
 		return err
 	}
-	for _, kv := range [][2]string{{"account_key", c.AccountKey}, {"conversation_key", c.ConversationKey}, {"access_token", c.AccessToken}} {
-		if kv[1] == "" {
-			return fmt.Errorf("key %s: is required", kv[0])
-		}
+	if err := tcpclient.Required([2]string{"account_key", c.AccountKey}, [2]string{"conversation_key", c.ConversationKey}, [2]string{"access_token", c.AccessToken}); err != nil {
+		return err
 	}
 	if strings.ContainsAny(c.ConversationKey, "/?#") {
 		return fmt.Errorf("key conversation_key: %q may not contain '/', '?' or '#'", c.ConversationKey)
@@ -238,28 +236,11 @@ func (tr *Transport) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stCtx, stopIDs := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopIDs()
-	stErr := make(chan error, 1)
-	go func() { stErr <- tr.ids.Run(stCtx) }()
-	ready := make(chan struct{})
-	go func() {
-		if tr.ids.Wait(stCtx) == nil {
-			close(ready)
-		}
-	}()
-	select {
-	case <-ctx.Done():
-		stopIDs()
-		<-stErr
-		return nil
-	case err := <-stErr:
-		if err == nil {
-			err = errors.New("message id table stopped")
-		}
+	stopIDs, err := tcpclient.StartTable(ctx, tr.ids, "message id table")
+	if stopIDs == nil {
 		return err
-	case <-ready:
 	}
+	defer stopIDs()
 	inCtx, stopIn := context.WithCancel(context.WithoutCancel(ctx))
 	var inWG sync.WaitGroup
 	var srv *http.Server
@@ -288,8 +269,7 @@ func (tr *Transport) Run(ctx context.Context) error {
 	}
 	stopIn()
 	inWG.Wait()
-	stopIDs()
-	if err := <-stErr; err != nil && runErr == nil {
+	if err := stopIDs(); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
@@ -313,19 +293,11 @@ func (tr *Transport) url(path string) string {
 	return strings.TrimRight(tr.cfg.BaseURL, "/") + "/" + tr.cfg.ConversationKey + "/" + path
 }
 
-func isTemporary(err error) bool {
-	c := worker.CodeOf(err)
-	return c == nil || *c != schemas.FailurePermanent
-}
+// peerName names Vumi Go in log lines.
+const peerName = "Vumi Go"
 
 func bg(ctx context.Context) (context.Context, context.CancelFunc) {
 	return tcpclient.PublishContext(ctx)
-}
-
-func (tr *Transport) retrying(what string) func(error, time.Duration) {
-	return func(err error, d time.Duration) {
-		tr.log.Warn(what+"; retrying (not reading from Vumi Go meanwhile)", "error", err, "retry_in", d)
-	}
 }
 
 // inboundMessage publishes a message from Vumi Go as it came (Vumi's
@@ -337,9 +309,7 @@ func (tr *Transport) inboundMessage(ctx context.Context, raw []byte) error {
 		return worker.Permanent(fmt.Errorf("invalid message from Vumi Go: %w", err))
 	}
 	m.TransportName = schemas.String(tr.cfg.TransportName)
-	return tcpclient.Retry(ctx, isTemporary, tr.retrying("inbound message not published"), func() error {
-		c, cancel := bg(ctx)
-		defer cancel()
+	return tcpclient.Publish(ctx, tr.log, peerName, "inbound message not published", func(c context.Context) error {
 		m2 := *m
 		return tr.t.PublishMessage(c, &m2)
 	})
@@ -363,9 +333,7 @@ func (tr *Transport) inboundEvent(ctx context.Context, raw []byte) error {
 	e.UserMessageID = local
 	e.SentMessageID = &remote
 	e.TransportName = schemas.String(tr.cfg.TransportName)
-	return tcpclient.Retry(ctx, isTemporary, tr.retrying("event not published"), func() error {
-		c, cancel := bg(ctx)
-		defer cancel()
+	return tcpclient.Publish(ctx, tr.log, peerName, "event not published", func(c context.Context) error {
 		e2 := *e
 		return tr.t.PublishEvent(c, &e2)
 	})
@@ -374,32 +342,14 @@ func (tr *Transport) inboundEvent(ctx context.Context, raw []byte) error {
 // localID finds our id for a Vumi Go message id, giving another
 // instance's fresh mapping a moment to arrive.
 func (tr *Transport) localID(ctx context.Context, remote string) (string, error) {
-	deadline := time.Now().Add(idGrace)
-	for {
-		s, err := tr.ids.Get(remote)
-		if err != nil {
-			return "", worker.Temporary(err)
-		}
-		if s != nil || time.Now().After(deadline) {
-			return s["message_id"], nil
-		}
-		if !tcpclient.Sleep(ctx, 50*time.Millisecond) {
-			return "", nil
-		}
-	}
+	s, err := tcpclient.GetWithGrace(ctx, tr.ids, remote, idGrace)
+	return s["message_id"], err
 }
 
 // failed logs what could not be handled and publishes it to failures.
 func (tr *Transport) failed(ctx context.Context, raw []byte, err error) {
 	tr.log.Warn("inbound from Vumi Go not handled", "error", err)
-	if worker.CodeOf(err) == nil {
-		err = worker.Permanent(err)
-	}
-	f := tr.t.FailureFor(nil, nil, "", err)
-	f.Raw = raw
-	if perr := tr.t.Base.SendFailure(context.WithoutCancel(ctx), tr.cfg.TransportName, f); perr != nil {
-		tr.log.Error("failure not published", "error", perr)
-	}
+	tcpclient.SendFailure(ctx, tr.t, tr.cfg.TransportName, raw, "", err)
 }
 
 // handleOutbound sends a message to Vumi Go (Vumi's

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,15 +13,13 @@ import (
 	"time"
 
 	"github.com/vumi-kafka/vumi/connectors/chattest"
+	"github.com/vumi-kafka/vumi/connectors/tcpclient/tcptest"
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kinds()...)
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kinds()...) }
 
 const within = 30 * time.Second
 
@@ -127,21 +124,7 @@ func (f *fakeGo) serve(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeGo) wait(what string, cond func() bool) {
 	f.t.Helper()
-	deadline := time.After(within)
-	for {
-		f.mu.Lock()
-		ok := cond()
-		f.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-f.note:
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
-			f.t.Fatalf("fake Vumi Go: no %s within %v", what, within)
-		}
-	}
+	tcptest.Poll(f.t, within, "fake Vumi Go: no "+what, &f.mu, f.note, cond)
 }
 
 // send writes raw text on the newest open stream of path.
@@ -187,14 +170,6 @@ func streamYAML(base, extra string) string {
 %s`, base, extra)
 }
 
-func js(t testing.TB, v interface{ MarshalJSON() ([]byte, error) }) string {
-	b, err := v.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestStreamingClient(t *testing.T) {
 	g := newFakeGo(t)
 	e := chattest.Start(t, kinds(), "bridge", streamYAML(g.srv.URL, ""))
@@ -205,7 +180,7 @@ func TestStreamingClient(t *testing.T) {
 	g.send("messages.json", `{"message_id": "go-msg-1", "to_addr": "1234", "from_addr": "+27831112222", "content": "hi", "transport_name": "go_transport", "transport_type": "sms", "session_event": null, "helper_metadata": {"go": {"x": 1}}}`+"\n")
 	in := e.WaitInbound(func(m *schemas.UserMessage) bool { return m.MessageID == "go-msg-1" }, within)
 	if in.Transport() != "bridge" || in.Text() != "hi" || in.From() != "+27831112222" || *in.TransportType != "sms" || in.HelperMetadata["go"] == nil {
-		t.Errorf("inbound %s", js(t, in))
+		t.Errorf("inbound %s", chattest.JSON(t, in))
 	}
 
 	// A reply is PUT to Vumi Go; the ack carries Vumi Go's id.
@@ -231,14 +206,14 @@ func TestStreamingClient(t *testing.T) {
 	}
 	ack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == reply.MessageID }, within)
 	if ack.EventType != schemas.EventAck || *ack.SentMessageID != "remote-1" {
-		t.Errorf("ack %s", js(t, ack))
+		t.Errorf("ack %s", chattest.JSON(t, ack))
 	}
 
 	// Vumi Go's delivery report for remote-1 is published for our message.
 	g.send("events.json", `{"event_id": "ev1", "event_type": "delivery_report", "user_message_id": "remote-1", "delivery_status": "delivered", "transport_name": "go_transport"}`+"\n")
 	dr := e.WaitEvent(func(ev *schemas.Event) bool { return ev.EventID == "ev1" }, within)
 	if dr.UserMessageID != reply.MessageID || *dr.SentMessageID != "remote-1" || dr.EventType != schemas.EventDeliveryReport || *dr.TransportName != "bridge" {
-		t.Errorf("delivery report %s", js(t, dr))
+		t.Errorf("delivery report %s", chattest.JSON(t, dr))
 	}
 	// An event for a message that is not ours goes to failures.
 	g.send("events.json", `{"event_id": "ev2", "event_type": "ack", "user_message_id": "someone-else", "sent_message_id": "x"}`+"\n")
@@ -264,7 +239,7 @@ func TestStreamingClient(t *testing.T) {
 	e.SendOutbound(bad)
 	nack := e.WaitEvent(func(ev *schemas.Event) bool { return ev.UserMessageID == bad.MessageID }, within)
 	if nack.EventType != schemas.EventNack || *nack.NackReason != "Unexpected status code: 400" {
-		t.Errorf("nack %s", js(t, nack))
+		t.Errorf("nack %s", chattest.JSON(t, nack))
 	}
 	e.WaitStatus(func(s *schemas.Status) bool {
 		return s.Component == "submitted-to-vumi-go" && s.Type == "bad_request" && s.Status == schemas.StatusDown
@@ -298,18 +273,9 @@ func TestStreamingClientGivesUpAfterMaxRetries(t *testing.T) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestPushServer(t *testing.T) {
 	g := newFakeGo(t)
-	port := freePort(t)
+	port := chattest.FreePort(t)
 	e := chattest.Start(t, kinds(), "bridge", fmt.Sprintf(`
   - name: bridge
     kind: vumi.transports.vumi_bridge.GoConversationTransport
@@ -374,7 +340,7 @@ func TestPushServer(t *testing.T) {
 	}
 	ev := e.WaitEvent(func(ev *schemas.Event) bool { return ev.EventID == "pe1" }, within)
 	if ev.UserMessageID != reply.MessageID || *ev.NackReason != "no credit" {
-		t.Errorf("pushed event %s", js(t, ev))
+		t.Errorf("pushed event %s", chattest.JSON(t, ev))
 	}
 	e.WaitStatus(func(s *schemas.Status) bool { return s.Component == "sent-by-vumi-go" && s.Type == "vumi_go_failed" }, within)
 
@@ -400,21 +366,16 @@ func TestPushServer(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	cases := []struct{ kind, yaml, err string }{
-		{"vumi_bridge", "transport_name: t\nconversation_key: c\naccess_token: a\nweb_path: /x\n", "key account_key: is required"},
-		{"vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\n", "key web_path: is required"},
-		{"vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\nbase_url: ftp://x\n", "key base_url"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\n", "key web_path: the streaming client"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nfactor: 0.5\n", "key factor"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nmax_retries: -1\n", "key max_retries"},
-		{"vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c/d\naccess_token: a\n", "key conversation_key"},
-	}
-	for _, c := range cases {
-		_, err := topology.Load("t.yaml", []byte("workers:\n  - name: w\n    kind: "+c.kind+"\n    "+strings.ReplaceAll(strings.TrimSuffix(c.yaml, "\n"), "\n", "\n    ")+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("%s %q: error %v, want %q", c.kind, c.yaml, err, c.err)
-		}
-	}
+	w := transporttest.Worker
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{w("vumi_bridge", "transport_name: t\nconversation_key: c\naccess_token: a\nweb_path: /x\n"), "key account_key: is required"},
+		{w("vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\n"), "key web_path: is required"},
+		{w("vumi_bridge", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\nbase_url: ftp://x\n"), "key base_url"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nweb_path: /x\n"), "key web_path: the streaming client"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nfactor: 0.5\n"), "key factor"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c\naccess_token: a\nmax_retries: -1\n"), "key max_retries"},
+		{w("vumi_bridge_client", "transport_name: t\naccount_key: k\nconversation_key: c/d\naccess_token: a\n"), "key conversation_key"},
+	})
 	push := &Config{mode: modePush, AccountKey: "k", ConversationKey: "c", AccessToken: "a", WebPath: "x"}
 	push.TransportName = "t"
 	stream := &Config{mode: modeStream, AccountKey: "k", ConversationKey: "c", AccessToken: "a"}

@@ -21,11 +21,7 @@ import (
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-func kinds() *topology.Registry {
-	r := topology.NewRegistry()
-	r.Add(Kind())
-	return r
-}
+func kinds() *topology.Registry { return topology.NewRegistry().Add(Kind()) }
 
 const within = 30 * time.Second
 
@@ -113,31 +109,19 @@ type response struct {
 	body string
 }
 
-func post(t *testing.T, e *transporttest.Env, query, body string) chan response {
-	ch := make(chan response, 1)
-	go func() {
-		resp, err := http.Post(e.BaseURL+"/api/v1/wechat/?"+query, "text/xml", strings.NewReader(body))
-		if err != nil {
-			t.Error(err)
-			ch <- response{}
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		ch <- response{resp.StatusCode, string(b)}
-	}()
-	return ch
+func post(t *testing.T, e *transporttest.Env, query, body string) *transporttest.Pending {
+	req, err := http.NewRequest(http.MethodPost, e.BaseURL+"/api/v1/wechat/?"+query, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/xml")
+	return transporttest.Go(req)
 }
 
-func wait(t *testing.T, ch chan response) response {
+func wait(t *testing.T, p *transporttest.Pending) response {
 	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(60 * time.Second):
-		t.Fatal("no response")
-	}
-	return response{}
+	resp, body := p.Wait(t)
+	return response{resp.StatusCode, body}
 }
 
 func textXML(from, content, msgID string) string {
@@ -327,17 +311,12 @@ func TestParseIncoming(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for key, w := range map[string]string{
-		"twisted_endpoint": "  - {name: a, kind: wechat, transport_name: a, auth_token: t, wechat_appid: a, wechat_secret: s}",
-		"auth_token":       "  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', wechat_appid: a, wechat_secret: s}",
-		"wechat_secret":    "  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a}",
-		"api_url":          "  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a, wechat_secret: s, api_url: x}",
-	} {
-		_, err := topology.Load("c.yaml", []byte("workers:\n"+w+"\n"), kinds(), nil)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
-	}
+	transporttest.WantConfigErrors(t, kinds(), [][2]string{
+		{"  - {name: a, kind: wechat, transport_name: a, auth_token: t, wechat_appid: a, wechat_secret: s}", "key twisted_endpoint"},
+		{"  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', wechat_appid: a, wechat_secret: s}", "key auth_token"},
+		{"  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a}", "key wechat_secret"},
+		{"  - {name: a, kind: wechat, transport_name: a, twisted_endpoint: 'tcp:80', auth_token: t, wechat_appid: a, wechat_secret: s, api_url: x}", "key api_url"},
+	})
 }
 
 func FuzzParseIncoming(f *testing.F) {
