@@ -31,12 +31,11 @@ func ValidConfig(t testing.TB, kinds *topology.Registry, fields string) *topolog
 // "twisted_endpoint: give either".
 func ConfigErrors(t testing.TB, kinds *topology.Registry, cases map[string]string) {
 	t.Helper()
+	list := make([][2]string, 0, len(cases))
 	for key, fields := range cases {
-		_, err := LoadWorker(kinds, fields)
-		if err == nil || !strings.Contains(err.Error(), "key "+key) {
-			t.Errorf("%s: error = %v", key, err)
-		}
+		list = append(list, [2]string{"  - {" + fields + "}", "key " + key})
 	}
+	WantConfigErrors(t, kinds, list)
 }
 
 // Instances is the workers YAML of n instances of one worker: worker
