@@ -11,25 +11,21 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/kafka"
-	"github.com/vumi-kafka/vumi/internal/testlog"
+	"github.com/vumi-kafka/vumi/internal/testcluster"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
 
-// Cluster is an embedded broker and registry for one test.
+// Cluster is an embedded broker and registry for one test (its consumers
+// and Collect are testcluster's).
 type Cluster struct {
-	B      *broker.Broker
-	State  string
-	Codecs *schemas.Codecs
-	Any    *schemas.AnyDecoder
+	*testcluster.Cluster
 	// Log, when set, receives the deployments' logs.
 	Log *slog.Logger
 }
@@ -40,15 +36,7 @@ const Partitions = 2
 // Start starts an embedded broker that lives as long as the test.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	reg := schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{})
-	return &Cluster{B: b, State: t.TempDir(), Codecs: schemas.NewCodecs(reg), Any: schemas.NewAnyDecoder(reg)}
+	return &Cluster{Cluster: testcluster.Start(t)}
 }
 
 // Config is a deployment of workers (YAML under "workers:") on the cluster;
@@ -73,87 +61,12 @@ workers:
 }
 
 // Deployment is a running config.
-type Deployment struct {
-	Stop func()
-	done chan error
-}
+type Deployment = testcluster.Deployment
 
 // Run runs the workers with the kinds until the test ends or Stop.
 func (c *Cluster) Run(t testing.TB, kinds func() *topology.Registry, workers string) *Deployment {
 	t.Helper()
-	cfg, err := topology.Load("test.yaml", []byte(c.Config(workers)), kinds(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	d := &Deployment{done: make(chan error, 1)}
-	var once sync.Once
-	d.Stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-d.done:
-				if err != nil {
-					t.Errorf("deployment: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("deployment did not stop within 30s")
-			}
-		})
-	}
-	go func() {
-		log := c.Log
-		if log == nil {
-			log = testlog.New(t)
-		}
-		d.done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: log, Ready: func([]string, string) { close(ready) }})
-	}()
-	select {
-	case <-ready:
-	case err := <-d.done:
-		cancel()
-		t.Fatalf("deployment failed to start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("deployment not ready within 60s")
-	}
-	t.Cleanup(d.Stop)
-	return d
-}
-
-// Consumer reads topics from the start.
-func (c *Cluster) Consumer(t testing.TB, topics ...string) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-// Collect decodes records from cl until done says stop or the time is up.
-func (c *Cluster) Collect(t testing.TB, cl *kgo.Client, within time.Duration, done func([]any) bool) []any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var got []any
-	for !done(got) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("timed out after %v with %d records", within, len(got))
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			v, err := c.Any.Decode(ctx, r.Value)
-			if err != nil {
-				t.Fatalf("decode %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
-			}
-			got = append(got, v)
-		})
-	}
-	return got
+	return testcluster.RunText(t, c.Config(workers), kinds, topology.RunOptions{Logger: c.Log}, testcluster.RunOptions{})
 }
 
 // Recorder is a slog handler that keeps every record, for tests that
