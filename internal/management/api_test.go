@@ -161,7 +161,7 @@ func TestChannelLifecycle(t *testing.T) {
 	if msgID == "" || sent["transport_name"] != "dn1" || sent["to_addr"] != "+27831234567" {
 		t.Fatalf("sent message %v", sent)
 	}
-	c.collect(t, events, 30*time.Second, func(got []any) bool {
+	c.Collect(t, events, 30*time.Second, func(got []any) bool {
 		return slices.ContainsFunc(got, func(v any) bool {
 			e, ok := v.(*schemas.Event)
 			return ok && e.UserMessageID == msgID && e.EventType == schemas.EventAck
@@ -228,7 +228,7 @@ func TestChannelLifecycle(t *testing.T) {
 		t.Fatalf("send: %d %s", code, r.Description)
 	}
 	// devnull's reply echoes the content, from the address sent to.
-	c.collect(t, events, 30*time.Second, func(got []any) bool {
+	c.Collect(t, events, 30*time.Second, func(got []any) bool {
 		return slices.ContainsFunc(got, func(v any) bool {
 			m, ok := v.(*schemas.UserMessage)
 			return ok && m.Text() == "echo me" && m.From() == "+27831234567"
@@ -323,7 +323,7 @@ func TestChannelRateLimit(t *testing.T) {
 		}
 	}
 	var acks []time.Time
-	c.collect(t, events, 60*time.Second, func(got []any) bool {
+	c.Collect(t, events, 60*time.Second, func(got []any) bool {
 		acks = acks[:0]
 		for _, v := range got {
 			if e, ok := v.(*schemas.Event); ok && e.EventType == schemas.EventAck {

@@ -22,8 +22,8 @@ import (
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
 	"github.com/vumi-kafka/vumi/connectors/transport"
-	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/management"
+	"github.com/vumi-kafka/vumi/internal/testcluster"
 	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
@@ -95,19 +95,12 @@ func (c *crashyConfig) Validate() error { return c.ValidateBase() }
 
 // cluster is an embedded broker and registry.
 type cluster struct {
-	b *broker.Broker
+	*testcluster.Cluster
 }
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return &cluster{b: b}
+	return &cluster{testcluster.Start(t)}
 }
 
 // config is a deployment with a management section and the given workers.
@@ -128,7 +121,7 @@ management:
   password: %s
   sample_interval: 300ms
 workers:
-%s`, c.b.KafkaAddr(), c.b.RegistryURL(), t.TempDir(), token, user, pass, workers)
+%s`, c.B.KafkaAddr(), c.B.RegistryURL(), t.TempDir(), token, user, pass, workers)
 }
 
 // process is one running deployment process with its management API.
@@ -260,13 +253,7 @@ func result[T any](t *testing.T, r response) T {
 // waitFor polls cond until it holds.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testcluster.WaitFor(t, within, what, cond)
 }
 
 // here returns the process's supervised workers by name.
@@ -283,38 +270,8 @@ func (p *process) here(t *testing.T) map[string]topology.WorkerState {
 	return out
 }
 
-// consumer reads topics from the start.
+// consumer reads topics from the start, refreshing metadata often.
 func (c *cluster) consumer(t *testing.T, topics ...string) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-// collect decodes records until done says stop.
-func (c *cluster) collect(t *testing.T, cl *kgo.Client, within time.Duration, done func([]any) bool) []any {
-	t.Helper()
-	dec := schemas.NewAnyDecoder(schemas.NewRegistryClient(c.b.RegistryURL(), schemas.RegistryClientOptions{}))
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var got []any
-	for !done(got) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("timed out after %v with %d records", within, len(got))
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			v, err := dec.Decode(ctx, r.Value)
-			if err != nil {
-				t.Fatalf("decode %s: %v", r.Topic, err)
-			}
-			got = append(got, v)
-		})
-	}
-	return got
+	return c.ConsumerWith(t, []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond)}, topics...)
 }

@@ -36,7 +36,7 @@ func TestCrashingChannelRestarted(t *testing.T) {
 	}
 	// Reported on vumi.status: two failures (the panic, the error), each
 	// followed by a restart.
-	got := c.collect(t, status, 30*time.Second, func(got []any) bool {
+	got := c.Collect(t, status, 30*time.Second, func(got []any) bool {
 		n := 0
 		for _, v := range got {
 			if s, ok := v.(*schemas.Status); ok && s.Worker != nil && *s.Worker == "cr" && s.Type == "worker_restarted" {
@@ -74,14 +74,14 @@ func TestCrashingChannelRestarted(t *testing.T) {
 	if code, r := p.call(t, "POST", "/api/v1/channels/cr/messages", map[string]any{"to": "123", "content": "panic"}); code != 201 {
 		t.Fatalf("send: %d %s", code, r.Description)
 	}
-	fs := c.collect(t, failures, 30*time.Second, func(got []any) bool { return len(got) == 1 })
+	fs := c.Collect(t, failures, 30*time.Second, func(got []any) bool { return len(got) == 1 })
 	if f := fs[0].(*schemas.Failure); !strings.Contains(f.Reason, "handler panicked: crashy: poison message") ||
 		f.FailureCode == nil || *f.FailureCode != schemas.FailurePermanent {
 		t.Errorf("failure %+v", f)
 	}
 	_, r = p.call(t, "POST", "/api/v1/channels/cr/messages", map[string]any{"to": "123", "content": "fine"})
 	okID := result[map[string]any](t, r)["message_id"].(string)
-	c.collect(t, events, 30*time.Second, func(got []any) bool {
+	c.Collect(t, events, 30*time.Second, func(got []any) bool {
 		return slices.ContainsFunc(got, func(v any) bool { e, ok := v.(*schemas.Event); return ok && e.UserMessageID == okID })
 	})
 	if st := p.here(t)["cr"]; st.Restarts != 2 || st.State != "running" {
