@@ -33,7 +33,7 @@ func TestInboundBackpressure(t *testing.T) {
 	var once sync.Once
 	open := func() { once.Do(func() { close(release) }) }
 	defer open()
-	kc := c.b.Cluster()
+	kc := c.B.Cluster()
 	kc.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		kc.KeepControl()
 		<-release

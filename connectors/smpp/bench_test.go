@@ -15,7 +15,7 @@ import (
 // countAcks counts records on sms.event until n arrived.
 func countAcks(b *testing.B, c *cluster, n int, within time.Duration) {
 	b.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics("sms.event"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ConsumeTopics("sms.event"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(20*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/smpp/smsc"
-	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testcluster"
 	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/processors/middleware/builtin"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -25,23 +25,12 @@ import (
 
 // cluster is an embedded broker + registry for one test.
 type cluster struct {
-	b      *broker.Broker
-	state  string
-	codecs *schemas.Codecs
-	any    *schemas.AnyDecoder
+	*testcluster.Cluster
 }
 
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	reg := schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{})
-	return &cluster{b: b, state: t.TempDir(), codecs: schemas.NewCodecs(reg), any: schemas.NewAnyDecoder(reg)}
+	return &cluster{testcluster.Start(t)}
 }
 
 func startSMSC(t testing.TB, opts smsc.Options) *smsc.SMSC {
@@ -76,7 +65,7 @@ func (c *cluster) config(workers string) string {
   topics:
     sms.outbound: {external: true}
 workers:
-%s`, c.b.KafkaAddr(), c.b.RegistryURL(), c.state, workers)
+%s`, c.B.KafkaAddr(), c.B.RegistryURL(), c.State, workers)
 }
 
 // transportYAML is one SMPP transport worker on the simulator.
@@ -109,41 +98,8 @@ type deployment struct {
 
 func run(t testing.TB, c *cluster, workers string) *deployment {
 	t.Helper()
-	cfg, err := topology.Load("test.yaml", []byte(c.config(workers)), kinds(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	var once sync.Once
-	d := &deployment{stop: func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("deployment: %v", err)
-				}
-			case <-time.After(60 * time.Second):
-				t.Error("deployment did not stop within 60s")
-			}
-		})
-	}}
-	go func() {
-		done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Logger: testlog.New(t), Ready: func([]string, string) { close(ready) }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("deployment failed to start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("deployment not ready within 60s")
-	}
-	t.Cleanup(d.stop)
-	return d
+	d := testcluster.RunText(t, c.config(workers), kinds, topology.RunOptions{}, testcluster.RunOptions{StopWithin: 60 * time.Second})
+	return &deployment{stop: d.Stop}
 }
 
 // sender produces outbound messages as an application would.
@@ -155,10 +111,10 @@ type sender struct {
 func (c *cluster) sender(t testing.TB) *sender {
 	t.Helper()
 	ctx := context.Background()
-	if err := c.codecs.UserMessage.Register(ctx, "sms.outbound"); err != nil {
+	if err := c.Codecs.UserMessage.Register(ctx, "sms.outbound"); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ProducerLinger(0))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +129,7 @@ func (s *sender) send(t testing.TB, msgs ...*schemas.UserMessage) {
 	t.Helper()
 	recs := make([]*kgo.Record, len(msgs))
 	for i, m := range msgs {
-		v, err := s.c.codecs.UserMessage.Encode(m)
+		v, err := s.c.Codecs.UserMessage.Encode(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +160,7 @@ type watcher struct {
 
 func (c *cluster) watch(t testing.TB) *watcher {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics("sms.event", "sms.inbound", "vumi.status"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ConsumeTopics("sms.event", "sms.inbound", "vumi.status"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond),
 		kgo.AllowAutoTopicCreation())
 	if err != nil {
@@ -219,7 +175,7 @@ func (c *cluster) watch(t testing.TB) *watcher {
 		for ctx.Err() == nil {
 			fs := cl.PollFetches(ctx)
 			fs.EachRecord(func(r *kgo.Record) {
-				v, err := c.any.Decode(ctx, r.Value)
+				v, err := c.Any.Decode(ctx, r.Value)
 				if err != nil {
 					return
 				}
