@@ -135,6 +135,9 @@ type RunOptions struct {
 	StopWithin time.Duration
 	// ReadyWithin is how long Run waits for it to be ready (60s if zero).
 	ReadyWithin time.Duration
+	// IgnoreStopError has Stop not report the error the deployment
+	// ended with.
+	IgnoreStopError bool
 }
 
 // Run runs cfg with the kinds until the test ends or Stop is called. The
@@ -160,7 +163,7 @@ func Run(t testing.TB, cfg *topology.Config, kinds func() *topology.Registry, op
 			cancel()
 			select {
 			case err := <-d.done:
-				if err != nil {
+				if err != nil && !ro.IgnoreStopError {
 					t.Errorf("deployment: %v", err)
 				}
 			case <-time.After(ro.StopWithin):
