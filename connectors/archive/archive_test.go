@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/broker"
+	"github.com/vumi-kafka/vumi/internal/testcluster"
 	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -36,14 +37,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	tc := testcluster.Start(t)
+	b, codecs := tc.B, tc.Codecs
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	codecs := schemas.NewCodecs(schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{}))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ProducerLinger(0), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +53,7 @@ func newEnv(t *testing.T) *env {
 	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 2, 1, nil, topics...); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, b: b, codecs: codecs, cl: cl, dir: filepath.Join(t.TempDir(), "archive"), state: t.TempDir()}
+	return &env{t: t, b: b, codecs: codecs, cl: cl, dir: filepath.Join(t.TempDir(), "archive"), state: tc.State}
 }
 
 // hooks configure the archiver instances a test runs.
