@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 	"github.com/vumi-kafka/vumi/processors/apps/apptest"
 	"github.com/vumi-kafka/vumi/processors/apps/rapidsms"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -44,12 +44,7 @@ func TestConfig(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return transporttest.FreePort(t)
 }
 
 // fakeRapidSMS is RapidSMS's HTTP backend: it records what it receives
