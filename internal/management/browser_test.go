@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 )
 
 // webDriver is a chromedriver session, driven over the W3C WebDriver HTTP
@@ -23,12 +24,7 @@ type webDriver struct {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return transporttest.FreePort(t)
 }
 
 // startBrowser starts chromedriver and a headless Chromium session.
