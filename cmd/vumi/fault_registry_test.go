@@ -84,16 +84,7 @@ func TestSchemaRegistryDown(t *testing.T) {
   topics:
     sms.inbound: {external: true}
 workers:
-  - name: echo
-    kind: echo
-    transport_name: sms
-  - name: devnull
-    kind: devnull
-    transport_name: sms
-    ack_rate: 1
-    failure_rate: 0
-    reply_rate: 0
-`, kafka, regPort, filepath.Join(dir, "state"))), 0o644); err != nil {
+%s`, kafka, regPort, filepath.Join(dir, "state"), echoDevnullWorkers)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	broker := start(t, bin, nil, "broker", "-no-registry", "-data-dir", filepath.Join(dir, "data"), "-kafka-port", fmt.Sprint(kafkaPort))

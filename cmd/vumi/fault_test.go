@@ -27,6 +27,20 @@ type pipeline struct {
 
 var workerEnv = []string{"VUMI_METRICS_ADDR="}
 
+// echoDevnullWorkers is the deployment of the fault tests: the echo
+// application and a devnull transport on sms that acks everything
+// (worker options may follow, for devnull).
+const echoDevnullWorkers = `  - name: echo
+    kind: echo
+    transport_name: sms
+  - name: devnull
+    kind: devnull
+    transport_name: sms
+    ack_rate: 1
+    failure_rate: 0
+    reply_rate: 0
+`
+
 func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 	p := &pipeline{bin: buildBinary(t), kafkaPort: freePort(t), regPort: freePort(t)}
 	dir := t.TempDir()
@@ -38,17 +52,8 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
   topics:
     sms.inbound: {external: true}
 workers:
-  - name: echo
-    kind: echo
-    transport_name: sms
-  - name: devnull
-    kind: devnull
-    transport_name: sms
-    ack_rate: 1
-    failure_rate: 0
-    reply_rate: 0
-    amqp_prefetch_count: 50
-`, p.dataDir, p.kafkaPort, p.regPort)
+%s    amqp_prefetch_count: 50
+`, p.dataDir, p.kafkaPort, p.regPort, echoDevnullWorkers)
 	if err := os.WriteFile(p.cfgFile, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -15,16 +15,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
 )
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return transporttest.FreePort(t)
 }
 
 // buildBinary builds the vumi binary once per test.

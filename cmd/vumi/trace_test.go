@@ -18,7 +18,7 @@ import (
 
 	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/internal/history"
-	"github.com/vumi-kafka/vumi/internal/testlog"
+	"github.com/vumi-kafka/vumi/internal/testcluster"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
 )
@@ -37,13 +37,8 @@ type smsDeployment struct {
 
 func startSMSDeployment(t *testing.T) *smsDeployment {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	tc := testcluster.Start(t)
+	b := tc.B
 	smppPort, httpPort := freePort(t), freePort(t)
 	text := fmt.Sprintf(`cluster:
   kafka: {brokers: [%s]}
@@ -89,35 +84,13 @@ workers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- topology.Run(rctx, cfg, kinds(), topology.RunOptions{Logger: testlog.New(t), Ready: func([]string, string) { close(ready) }})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		rcancel()
-		t.Fatalf("deployment failed: %v", err)
-	case <-time.After(90 * time.Second):
-		rcancel()
-		t.Fatal("deployment not ready within 90s")
-	}
-	d.stop = func() {
-		rcancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("deployment did not stop within 30s")
-		}
-	}
-	t.Cleanup(d.stop)
+	d.stop = testcluster.Run(t, cfg, kinds, topology.RunOptions{}, testcluster.RunOptions{ReadyWithin: 90 * time.Second, IgnoreStopError: true}).Stop
 	d.cl, err = kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.cl.Close)
-	d.codecs = schemas.NewCodecs(schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{}))
+	d.codecs = tc.Codecs
 	return d
 }
 
@@ -182,18 +155,6 @@ func (d *smsDeployment) count(t *testing.T, topic string) int64 {
 	return n
 }
 
-// waitFor polls cond until it holds.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // longCLI runs the command line with a generous deadline.
 func longCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -213,7 +174,7 @@ func TestTraceSMSExchange(t *testing.T) {
 	d.mo(t, "27761230001", "hi there")
 	d.mo(t, "27761230002", "nomatch at all")
 	var in *schemas.UserMessage
-	waitFor(t, 60*time.Second, "the MO on sms.inbound", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the MO on sms.inbound", func() bool {
 		in = d.messages(t, "sms.inbound")["hi there"]
 		return in != nil
 	})
@@ -231,7 +192,7 @@ func TestTraceSMSExchange(t *testing.T) {
 	var tl history.Timeline
 	var out, stderr string
 	var code int
-	waitFor(t, 90*time.Second, "the delivery report to reach app_a.event", func() bool {
+	testcluster.WaitFor(t, 90*time.Second, "the delivery report to reach app_a.event", func() bool {
 		out, stderr, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", in.MessageID)
 		if code != 0 {
 			t.Logf("trace: %d %s", code, stderr)
@@ -290,7 +251,7 @@ func TestTraceSMSExchange(t *testing.T) {
 	// Which consumer groups have handled each record: eventually every
 	// step is consumed by the worker reading its topic.
 	wantGroups := []string{"keywords", "app_a", "keywords", "transport.sms", "keywords", "app_a", "keywords", "app_a"}
-	waitFor(t, 60*time.Second, "every step to be consumed", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "every step to be consumed", func() bool {
 		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", in.MessageID)
 		var ct history.Timeline
 		if code != 0 || json.Unmarshal([]byte(out), &ct) != nil || len(ct.Steps) != len(wantGroups) {
@@ -332,11 +293,11 @@ func TestTraceSMSExchange(t *testing.T) {
 	// A message no rule matches: received, the router's failure, and the
 	// failure worker parking it as a dead letter.
 	var lost *schemas.UserMessage
-	waitFor(t, 60*time.Second, "the unroutable MO", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the unroutable MO", func() bool {
 		lost = d.messages(t, "sms.inbound")["nomatch at all"]
 		return lost != nil
 	})
-	waitFor(t, 60*time.Second, "the router's failure and the dead letter in the trace", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the router's failure and the dead letter in the trace", func() bool {
 		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", lost.MessageID)
 		var lt history.Timeline
 		if code != 0 || json.Unmarshal([]byte(out), &lt) != nil || len(lt.Steps) < 3 {
@@ -359,11 +320,11 @@ func TestTraceSMSExchange(t *testing.T) {
 	resp.Body.Close()
 	d.mo(t, "27761230003", "hi refuse me")
 	var refused *schemas.UserMessage
-	waitFor(t, 60*time.Second, "the refused MO", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the refused MO", func() bool {
 		refused = d.messages(t, "sms.inbound")["hi refuse me"]
 		return refused != nil
 	})
-	waitFor(t, 60*time.Second, "the nack routed to app_a.event", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the nack routed to app_a.event", func() bool {
 		out, _, code = longCLI(t, "trace", "-c", d.cfgFile, "-json", refused.MessageID)
 		var nt history.Timeline
 		if code != 0 || json.Unmarshal([]byte(out), &nt) != nil || len(nt.Steps) < 6 {
@@ -474,17 +435,17 @@ func TestReplay(t *testing.T) {
 	start := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
 	d.mo(t, "27761230011", "hi a1")
 	d.mo(t, "27761230012", "hi a2")
-	waitFor(t, 60*time.Second, "batch A on sms.inbound", func() bool { return len(d.messages(t, "sms.inbound")) == 2 })
+	testcluster.WaitFor(t, 60*time.Second, "batch A on sms.inbound", func() bool { return len(d.messages(t, "sms.inbound")) == 2 })
 	boundary := time.Now().Add(5 * time.Millisecond)
 	time.Sleep(20 * time.Millisecond) // past the boundary, at millisecond resolution
 	d.mo(t, "27761230013", "hi b1")
 	d.mo(t, "27761230014", "hi b2")
 	var inbound map[string]*schemas.UserMessage
-	waitFor(t, 60*time.Second, "batch B on sms.inbound", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "batch B on sms.inbound", func() bool {
 		inbound = d.messages(t, "sms.inbound")
 		return len(inbound) == 4
 	})
-	waitFor(t, 90*time.Second, "the live workers to commit everything, delivery reports included", func() bool {
+	testcluster.WaitFor(t, 90*time.Second, "the live workers to commit everything, delivery reports included", func() bool {
 		return d.count(t, "app_a.event") == 8 &&
 			d.caughtUp(t, "keywords", "sms.inbound") && d.caughtUp(t, "app_a", "app_a.inbound") &&
 			d.caughtUp(t, "transport.sms", "sms.outbound") && d.caughtUp(t, "keywords", "app_a.outbound") &&
