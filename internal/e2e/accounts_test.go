@@ -79,8 +79,8 @@ func TestAccountsPipeline(t *testing.T) {
 	day1 := time.Date(2026, 1, 10, 10, 0, 0, 0, time.UTC)
 	day2 := day1.Add(24 * time.Hour)
 	day3 := day2.Add(24 * time.Hour)
-	events := c.consumer(t, "dn.event")
-	fails := c.consumer(t, "dn.failures")
+	events := c.Consumer(t, "dn.event")
+	fails := c.Consumer(t, "dn.failures")
 
 	c.produceOutbound(t, "dn.outbound",
 		outbound("a1", "acme", "1111", "+27820000001", "acme day 1", day1),
@@ -91,7 +91,7 @@ func TestAccountsPipeline(t *testing.T) {
 		outbound("x1", "acme", "3333", "+27820000004", "acme from 3333", day3))
 
 	acked := func(n int) map[string]bool {
-		got := c.collect(t, events, 60*time.Second, func(got []any) bool { return len(got) >= n })
+		got := c.Collect(t, events, 60*time.Second, func(got []any) bool { return len(got) >= n })
 		ids := map[string]bool{}
 		for _, v := range got {
 			e := v.(*schemas.Event)
@@ -105,7 +105,7 @@ func TestAccountsPipeline(t *testing.T) {
 	if ids := acked(8); !ids["a1"] || !ids["a2"] || !ids["a3"] || !ids["x1"] || ids["d1"] {
 		t.Fatalf("acked %v, want a1, a2, a3, x1 and not d1", ids)
 	}
-	got := c.collect(t, fails, 60*time.Second, func(got []any) bool { return len(got) >= 2 })
+	got := c.Collect(t, fails, 60*time.Second, func(got []any) bool { return len(got) >= 2 })
 	reasons := map[string]*schemas.Failure{}
 	for _, v := range got {
 		f := v.(*schemas.Failure)
@@ -123,7 +123,7 @@ func TestAccountsPipeline(t *testing.T) {
 	// Flip the states through the accounts topic, as 'vumi accounts' does.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	kv, err := kvtopic.Open(ctx, middleware.DefaultAccountsTopic, []kgo.Opt{kgo.SeedBrokers(c.b.KafkaAddr())}, slog.New(slog.DiscardHandler))
+	kv, err := kvtopic.Open(ctx, middleware.DefaultAccountsTopic, []kgo.Opt{kgo.SeedBrokers(c.B.KafkaAddr())}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestAccountsPipeline(t *testing.T) {
 		}
 	}
 	c.produceOutbound(t, "dn.outbound", outbound("a-late", "", "1111", "+27820000001", "acme while inactive", day3))
-	got = c.collect(t, fails, 60*time.Second, func(got []any) bool {
+	got = c.Collect(t, fails, 60*time.Second, func(got []any) bool {
 		for _, v := range got {
 			if f := v.(*schemas.Failure); f.Message != nil && strings.Contains(*f.Message, `"a-late"`) {
 				return true
@@ -163,9 +163,9 @@ func TestAccountsPipeline(t *testing.T) {
 	}
 
 	// The application rejects inbound messages of its inactive account.
-	smsFails := c.consumer(t, "sms.failures")
+	smsFails := c.Consumer(t, "sms.failures")
 	c.produceInbound(t, inbound("+27820000009", "hello"))
-	got = c.collect(t, smsFails, 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	got = c.Collect(t, smsFails, 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if f := got[0].(*schemas.Failure); !strings.Contains(f.Reason, `middleware acc consume_inbound: account "smsco" rejected: account is inactive`) {
 		t.Errorf("inbound failure: %s", mustJSON(t, f))
 	}

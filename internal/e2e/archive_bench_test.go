@@ -34,11 +34,11 @@ func BenchmarkArchiverThroughput(b *testing.B) {
 `, dir))
 	ctx := context.Background()
 	for _, topic := range []string{"sms.inbound", "sms.outbound"} {
-		if err := c.codecs.UserMessage.Register(ctx, topic); err != nil {
+		if err := c.Codecs.UserMessage.Register(ctx, topic); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func BenchmarkArchiverThroughput(b *testing.B) {
 			topic = "sms.outbound"
 			m.FromAddr, m.ToAddr = schemas.String("1234"), schemas.String(user)
 		}
-		v, err := c.codecs.UserMessage.Encode(m)
+		v, err := c.Codecs.UserMessage.Encode(m)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -22,7 +22,7 @@ import (
 // returned function is called: to a client, Kafka stops answering.
 func (c *cluster) blockProduce() (release func()) {
 	ch := make(chan struct{})
-	kc := c.b.Cluster()
+	kc := c.B.Cluster()
 	kc.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		kc.KeepControl()
 		<-ch
@@ -102,10 +102,10 @@ func TestTelnetBackpressure(t *testing.T) {
 	for _, conn := range conns {
 		_ = conn.SetWriteDeadline(time.Time{})
 	}
-	cl := c.consumer(t, "telnet.inbound")
+	cl := c.Consumer(t, "telnet.inbound")
 	got := map[string]bool{}
 	seen := 0
-	c.collect(t, cl, 2*time.Minute, func(vs []any) bool {
+	c.Collect(t, cl, 2*time.Minute, func(vs []any) bool {
 		for _, v := range vs[seen:] {
 			if m, ok := v.(*schemas.UserMessage); ok {
 				if f := strings.Fields(m.Text()); len(f) >= 2 {
@@ -181,7 +181,7 @@ func TestMaxPendingPublishes(t *testing.T) {
 	if now, most := tr.PendingPublishes(); now != 0 || most > 4 {
 		t.Errorf("after release: %d pending, most %d; want 0 and at most 4", now, most)
 	}
-	got := c.collect(t, c.consumer(t, "bench.inbound"), time.Minute, func(vs []any) bool { return len(vs) >= n })
+	got := c.Collect(t, c.Consumer(t, "bench.inbound"), time.Minute, func(vs []any) bool { return len(vs) >= n })
 	if len(got) != n {
 		t.Errorf("%d messages on bench.inbound, want %d", len(got), n)
 	}

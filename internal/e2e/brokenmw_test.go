@@ -50,7 +50,7 @@ func TestBrokenFailureMiddleware(t *testing.T) {
 	m := schemas.NewUserMessage()
 	m.ToAddr, m.Content = schemas.String("+27820000001"), schemas.String("x")
 	c.produceOutbound(t, "dn.outbound", m)
-	got := c.collect(t, c.consumer(t, "dn.failures"), 30*time.Second, func(got []any) bool { return len(got) >= 1 })
+	got := c.Collect(t, c.Consumer(t, "dn.failures"), 30*time.Second, func(got []any) bool { return len(got) >= 1 })
 	f := got[0].(*schemas.Failure)
 	if !strings.Contains(f.Reason, "middleware b consume_outbound: outbound handler broken") || f.Message == nil || !strings.Contains(*f.Message, m.MessageID) {
 		t.Errorf("failure %s", mustJSON(t, f))

@@ -60,7 +60,7 @@ func TestTelnetEcho(t *testing.T) {
 	}
 
 	// Inbound: session new (no content), resume "hallo world", close.
-	in := c.collect(t, c.consumer(t, "telnet.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 3 })
+	in := c.Collect(t, c.Consumer(t, "telnet.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 3 })
 	var sessions []string
 	for _, v := range in {
 		m := v.(*schemas.UserMessage)
@@ -78,7 +78,7 @@ func TestTelnetEcho(t *testing.T) {
 	}
 
 	// Outbound: the two replies, with the app's consume then publish order.
-	out := c.collect(t, c.consumer(t, "telnet.outbound"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
+	out := c.Collect(t, c.Consumer(t, "telnet.outbound"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
 	reply := out[1].(*schemas.UserMessage)
 	if reply.Text() != "hallo world" || reply.InReplyTo == nil || *reply.InReplyTo != in[1].(*schemas.UserMessage).MessageID {
 		t.Errorf("reply = %s", mustJSON(t, reply))
@@ -89,7 +89,7 @@ func TestTelnetEcho(t *testing.T) {
 	}
 
 	// Events: an ack for each reply delivered to the client.
-	ev := c.collect(t, c.consumer(t, "telnet.event"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
+	ev := c.Collect(t, c.Consumer(t, "telnet.event"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
 	// Events are keyed by user_message_id, so they may come from different
 	// partitions in any order.
 	acked := map[string]bool{}
@@ -112,7 +112,7 @@ func TestTelnetEcho(t *testing.T) {
 		s := v.(*schemas.Status)
 		return s.Type == "listening" && s.Status == schemas.StatusOK && s.Component == "telnet"
 	}
-	st := c.collect(t, c.consumer(t, "vumi.status"), 30*time.Second, func(got []any) bool {
+	st := c.Collect(t, c.Consumer(t, "vumi.status"), 30*time.Second, func(got []any) bool {
 		for _, v := range got {
 			if isListening(v) {
 				return true
@@ -128,7 +128,7 @@ func TestTelnetEcho(t *testing.T) {
 		t.Errorf("no telnet listening status among %d status events; first: %s", len(st), mustJSON(t, st[0].(*schemas.Status)))
 	}
 	// Heartbeats from both workers.
-	hb := c.collect(t, c.consumer(t, "vumi.heartbeat"), 30*time.Second, func(got []any) bool {
+	hb := c.Collect(t, c.Consumer(t, "vumi.heartbeat"), 30*time.Second, func(got []any) bool {
 		seen := map[string]bool{}
 		for _, v := range got {
 			seen[v.(*schemas.Heartbeat).WorkerName] = true
@@ -139,7 +139,7 @@ func TestTelnetEcho(t *testing.T) {
 		t.Errorf("heartbeats: %d", len(hb))
 	}
 	// Metrics: the workers' counts reach vumi.metrics (every 5 s).
-	c.collect(t, c.consumer(t, "vumi.metrics"), 30*time.Second, func(got []any) bool {
+	c.Collect(t, c.Consumer(t, "vumi.metrics"), 30*time.Second, func(got []any) bool {
 		names := map[string]bool{}
 		for _, v := range got {
 			names[v.(*schemas.MetricDatapoint).Name] = true

@@ -45,14 +45,14 @@ func TestDispatcherPassThrough(t *testing.T) {
 		t.Fatalf("reply = %q", got)
 	}
 	// The app's events come through the dispatcher on reverser.event.
-	ev := c.collect(t, c.consumer(t, "reverser.event"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
+	ev := c.Collect(t, c.Consumer(t, "reverser.event"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
 	for _, v := range ev {
 		if e := v.(*schemas.Event); e.EventType != schemas.EventAck {
 			t.Errorf("event %s", mustJSON(t, e))
 		}
 	}
 	// The dispatcher's middleware saw the inbound on consume and publish.
-	in := c.collect(t, c.consumer(t, "reverser.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
+	in := c.Collect(t, c.Consumer(t, "reverser.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 2 })
 	if trail := in[1].(*schemas.UserMessage).HelperMetadata["trail"]; fmt.Sprint(trail) != "[d1:consume d1:publish]" {
 		t.Errorf("dispatcher trail = %v", trail)
 	}

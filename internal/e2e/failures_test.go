@@ -25,7 +25,7 @@ func TestHandlerErrorsGoToFailures(t *testing.T) {
 	fail, boom, ok := inbound("+27000000001", "fail"), inbound("+27000000002", "panic"), inbound("+27000000003", "hello")
 	c.produceInbound(t, fail, boom)
 	// A record that is not Avro at all.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestHandlerErrorsGoToFailures(t *testing.T) {
 	cl.Close()
 	c.produceInbound(t, ok)
 
-	failures := c.collect(t, c.consumer(t, "sms.failures"), 60*time.Second, func(got []any) bool { return len(got) >= 3 })
+	failures := c.Collect(t, c.Consumer(t, "sms.failures"), 60*time.Second, func(got []any) bool { return len(got) >= 3 })
 	byKey := map[string]*schemas.Failure{}
 	for _, v := range failures {
 		f := v.(*schemas.Failure)
@@ -67,7 +67,7 @@ func TestHandlerErrorsGoToFailures(t *testing.T) {
 	check("junk", &permanent, "does not start with the Confluent magic byte", false)
 
 	// The application is still alive: the good message got its reply.
-	out := c.collect(t, c.consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	out := c.Collect(t, c.Consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if r := out[0].(*schemas.UserMessage); r.Text() != "hello" || r.To() != "+27000000003" {
 		t.Errorf("reply = %s", mustJSON(t, r))
 	}
@@ -110,8 +110,8 @@ func TestAppRestartLosesNothing(t *testing.T) {
 		c.produceInbound(t, msgs[n/3:2*n/3]...)
 	}()
 	// Wait until some replies are out, then stop the app mid-stream.
-	out := c.consumer(t, "sms.outbound")
-	first := c.collect(t, out, 60*time.Second, func(got []any) bool { return len(got) >= n/4 })
+	out := c.Consumer(t, "sms.outbound")
+	first := c.Collect(t, out, 60*time.Second, func(got []any) bool { return len(got) >= n/4 })
 	d.stop()
 	<-produced
 	c.produceInbound(t, msgs[2*n/3:]...)
@@ -121,7 +121,7 @@ func TestAppRestartLosesNothing(t *testing.T) {
 	for _, v := range first {
 		replied[*v.(*schemas.UserMessage).InReplyTo] = true
 	}
-	c.collect(t, out, 90*time.Second, func(got []any) bool {
+	c.Collect(t, out, 90*time.Second, func(got []any) bool {
 		for _, v := range got {
 			replied[*v.(*schemas.UserMessage).InReplyTo] = true
 		}

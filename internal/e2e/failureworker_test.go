@@ -81,7 +81,7 @@ func TestFailureWorker(t *testing.T) {
 	c.produceOutbound(t, "dn.outbound", temp, perm, always)
 
 	// The temporary one is acked after two retries.
-	ev := c.collect(t, c.consumer(t, "dn.event"), 60*time.Second, func(got []any) bool {
+	ev := c.Collect(t, c.Consumer(t, "dn.event"), 60*time.Second, func(got []any) bool {
 		for _, v := range got {
 			if e := v.(*schemas.Event); e.UserMessageID == temp.MessageID && e.EventType == schemas.EventAck {
 				return true
@@ -93,7 +93,7 @@ func TestFailureWorker(t *testing.T) {
 		t.Fatal("no ack")
 	}
 	// The permanent one and the one that never works end as dead letters.
-	dead := c.collect(t, c.consumer(t, "dn.dead-letters"), 60*time.Second, func(got []any) bool { return len(got) >= 2 })
+	dead := c.Collect(t, c.Consumer(t, "dn.dead-letters"), 60*time.Second, func(got []any) bool { return len(got) >= 2 })
 	reasons := map[string]string{}
 	for _, v := range dead {
 		f := v.(*schemas.Failure)

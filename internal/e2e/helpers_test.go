@@ -6,25 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/connectors/archive"
 	"github.com/vumi-kafka/vumi/connectors/devnull"
 	"github.com/vumi-kafka/vumi/connectors/httpapi"
 	"github.com/vumi-kafka/vumi/connectors/smpp"
 	"github.com/vumi-kafka/vumi/connectors/telnet"
-	"github.com/vumi-kafka/vumi/internal/broker"
-	"github.com/vumi-kafka/vumi/internal/testlog"
+	"github.com/vumi-kafka/vumi/connectors/transporttest"
+	"github.com/vumi-kafka/vumi/internal/testcluster"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/processors/app"
+	"github.com/vumi-kafka/vumi/processors/apps/apptest"
 	"github.com/vumi-kafka/vumi/processors/apps/sendapi"
 	"github.com/vumi-kafka/vumi/processors/apps/words"
 	"github.com/vumi-kafka/vumi/processors/failures"
@@ -38,25 +32,14 @@ import (
 
 // cluster is an embedded broker + registry for one test.
 type cluster struct {
-	b     *broker.Broker
-	state string
+	*testcluster.Cluster
 	// external lists more topics written from outside the deployment.
 	external []string
-	codecs   *schemas.Codecs
-	any      *schemas.AnyDecoder
 }
 
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	reg := schemas.NewRegistryClient(b.RegistryURL(), schemas.RegistryClientOptions{})
-	return &cluster{b: b, state: t.TempDir(), codecs: schemas.NewCodecs(reg), any: schemas.NewAnyDecoder(reg)}
+	return &cluster{Cluster: testcluster.Start(t)}
 }
 
 // config is a deployment on the test's cluster.
@@ -75,7 +58,7 @@ func (c *cluster) config(workers string) string {
     dn.outbound: {external: true}
     api.outbound: {external: true}
 %sworkers:
-%s`, c.b.KafkaAddr(), c.b.RegistryURL(), c.state, c.externalTopics(), workers)
+%s`, c.B.KafkaAddr(), c.B.RegistryURL(), c.State, c.externalTopics(), workers)
 }
 
 func (c *cluster) externalTopics() string {
@@ -109,7 +92,6 @@ func kinds() *topology.Registry {
 // deployment runs a config until the test ends or stop is called.
 type deployment struct {
 	stop func()
-	done chan error
 }
 
 func run(t testing.TB, c *cluster, workers string, only ...string) *deployment {
@@ -120,87 +102,14 @@ func run(t testing.TB, c *cluster, workers string, only ...string) *deployment {
 // runConfig runs a whole config text until the test ends or stop is called.
 func runConfig(t testing.TB, text string, only ...string) *deployment {
 	t.Helper()
-	cfg, err := topology.Load("test.yaml", []byte(text), kinds(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	d := &deployment{done: make(chan error, 1)}
-	var once sync.Once
-	d.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-d.done:
-				if err != nil {
-					t.Errorf("deployment: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("deployment did not stop within 30s")
-			}
-		})
-	}
-	go func() {
-		d.done <- topology.Run(ctx, cfg, kinds(), topology.RunOptions{Workers: only, Logger: testlog.New(t), Ready: func([]string, string) { close(ready) }})
-	}()
-	select {
-	case <-ready:
-	case err := <-d.done:
-		cancel()
-		t.Fatalf("deployment failed to start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("deployment not ready within 60s")
-	}
-	t.Cleanup(d.stop)
-	return d
+	d := testcluster.RunText(t, text, kinds, topology.RunOptions{Workers: only}, testcluster.RunOptions{})
+	return &deployment{stop: d.Stop}
 }
 
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// consumer reads topics from the start.
-func (c *cluster) consumer(t *testing.T, topics ...string) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-// collect decodes records from cl until done says stop or the time is up.
-func (c *cluster) collect(t *testing.T, cl *kgo.Client, within time.Duration, done func([]any) bool) []any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var got []any
-	for !done(got) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("timed out after %v with %d records", within, len(got))
-		}
-		fs.EachError(func(tp string, p int32, err error) { t.Logf("fetch %s/%d: %v", tp, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			v, err := c.any.Decode(ctx, r.Value)
-			if err != nil {
-				t.Fatalf("decode %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
-			}
-			got = append(got, v)
-		})
-	}
-	return got
+	return transporttest.FreePort(t)
 }
 
 // produceInbound publishes inbound user messages as a transport would. It
@@ -211,39 +120,16 @@ func (c *cluster) produceInbound(t *testing.T, msgs ...*schemas.UserMessage) {
 	}
 }
 
+// produceInboundErr publishes on sms.inbound; a test producing before the
+// deployment made its topics creates the topic with the deployment's
+// partition count.
 func (c *cluster) produceInboundErr(msgs ...*schemas.UserMessage) error {
-	ctx := context.Background()
-	if err := c.codecs.UserMessage.Register(ctx, "sms.inbound"); err != nil {
-		return err
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	// The deployment creates its topics; a test producing first creates
-	// the topic with the deployment's partition count.
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, "sms.inbound"); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return err
-	}
-	for _, m := range msgs {
-		v, err := c.codecs.UserMessage.Encode(m)
-		if err != nil {
-			return err
-		}
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "sms.inbound", Key: topology.InboundKey(m), Value: v}).FirstErr(); err != nil {
-			return fmt.Errorf("produce: %w", err)
-		}
-	}
-	return nil
+	return c.ProduceInbound("sms.inbound", 2, msgs...)
 }
 
+// inbound is a user message from an end user to 1234 on sms.
 func inbound(from, content string) *schemas.UserMessage {
-	m := schemas.NewUserMessage()
-	m.FromAddr, m.ToAddr = schemas.String(from), schemas.String("1234")
-	m.Content = schemas.String(content)
-	m.TransportName, m.TransportType = schemas.String("sms"), schemas.String("sms")
-	return m
+	return apptest.Inbound(from, content)
 }
 
 // failingKind is an application that fails on purpose: "fail" is a

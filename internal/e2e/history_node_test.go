@@ -46,7 +46,7 @@ func TestHistoryNodeConsumer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "consume.js"), c.b.KafkaAddr(), c.b.RegistryURL(), "3", "sms.inbound", "sms.outbound", "sms.event")
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "consume.js"), c.B.KafkaAddr(), c.B.RegistryURL(), "3", "sms.inbound", "sms.outbound", "sms.event")
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -74,9 +74,9 @@ func TestHistoryNodeConsumer(t *testing.T) {
 		id         uint32
 		fields     map[string]string
 	}{
-		{"sms.inbound", "+27761234567", c.codecs.UserMessage.ID(), map[string]string{"message_id": in.MessageID, "content": "hello from a phone", "from_addr": "+27761234567", "helper_metadata": `{"tag":{"tag":["shortcode","1234"]}}`}},
-		{"sms.outbound", "+27761234567", c.codecs.UserMessage.ID(), map[string]string{"message_id": out.MessageID, "in_reply_to": in.MessageID, "session_event": "close", "content": "hello back"}},
-		{"sms.event", out.MessageID, c.codecs.Event.ID(), map[string]string{"event_id": ev.EventID, "event_type": "delivery_report", "delivery_status": "delivered", "user_message_id": out.MessageID}},
+		{"sms.inbound", "+27761234567", c.Codecs.UserMessage.ID(), map[string]string{"message_id": in.MessageID, "content": "hello from a phone", "from_addr": "+27761234567", "helper_metadata": `{"tag":{"tag":["shortcode","1234"]}}`}},
+		{"sms.outbound", "+27761234567", c.Codecs.UserMessage.ID(), map[string]string{"message_id": out.MessageID, "in_reply_to": in.MessageID, "session_event": "close", "content": "hello back"}},
+		{"sms.event", out.MessageID, c.Codecs.Event.ID(), map[string]string{"event_id": ev.EventID, "event_type": "delivery_report", "delivery_status": "delivered", "user_message_id": out.MessageID}},
 	} {
 		l, ok := got[c.topic]
 		if !ok {

@@ -45,7 +45,7 @@ func TestReplyForDeadInstanceGoesToFailures(t *testing.T) {
 		resp.Body.Close()
 		answered <- resp.StatusCode
 	}()
-	in := c.collect(t, c.consumer(t, "api.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 1 })
+	in := c.Collect(t, c.Consumer(t, "api.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 1 })
 	held := in[0].(*schemas.UserMessage)
 	a.stop() // the holder dies; its pending request is answered as timed out
 	select {
@@ -60,14 +60,14 @@ func TestReplyForDeadInstanceGoesToFailures(t *testing.T) {
 	// The application's reply arrives now; only api_b consumes.
 	reply := held.Reply("too late", true)
 	ctx := context.Background()
-	if err := c.codecs.UserMessage.Register(ctx, "api.outbound"); err != nil {
+	if err := c.Codecs.UserMessage.Register(ctx, "api.outbound"); err != nil {
 		t.Fatal(err)
 	}
-	v, err := c.codecs.UserMessage.Encode(reply)
+	v, err := c.Codecs.UserMessage.Encode(reply)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestReplyForDeadInstanceGoesToFailures(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "api.outbound", Key: topology.OutboundKey(reply), Value: v}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	failures := c.collect(t, c.consumer(t, "api.failures"), 60*time.Second, func(got []any) bool {
+	failures := c.Collect(t, c.Consumer(t, "api.failures"), 60*time.Second, func(got []any) bool {
 		for _, v := range got {
 			if f := v.(*schemas.Failure); f.Message != nil && strings.Contains(*f.Message, reply.MessageID) {
 				return true

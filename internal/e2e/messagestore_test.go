@@ -140,7 +140,7 @@ func (a storeAPI) jsonLines(path, idField string) []string {
 func (c *cluster) produceTo(t *testing.T, topic string, vals ...any) {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,16 +152,16 @@ func (c *cluster) produceTo(t *testing.T, topic string, vals ...any) {
 		var b, key []byte
 		switch x := v.(type) {
 		case *schemas.UserMessage:
-			if err := c.codecs.UserMessage.Register(ctx, topic); err != nil {
+			if err := c.Codecs.UserMessage.Register(ctx, topic); err != nil {
 				t.Fatal(err)
 			}
-			b, err = c.codecs.UserMessage.Encode(x)
+			b, err = c.Codecs.UserMessage.Encode(x)
 			key = topology.UserMessageKey(topic, x)
 		case *schemas.Event:
-			if err := c.codecs.Event.Register(ctx, topic); err != nil {
+			if err := c.Codecs.Event.Register(ctx, topic); err != nil {
 				t.Fatal(err)
 			}
-			b, err = c.codecs.Event.Encode(x)
+			b, err = c.Codecs.Event.Encode(x)
 			key = topology.EventKey(x)
 		}
 		if err != nil {
@@ -345,7 +345,7 @@ func TestStoreStatusCountsAndRestart(t *testing.T) {
 	// The topics are the store: without its local index it rebuilds the
 	// same answers.
 	d.stop()
-	if err := os.RemoveAll(filepath.Join(c.state, "store")); err != nil {
+	if err := os.RemoveAll(filepath.Join(c.State, "store")); err != nil {
 		t.Fatal(err)
 	}
 	run(t, c, workers)

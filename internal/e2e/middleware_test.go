@@ -52,11 +52,11 @@ func TestMiddlewareLayering(t *testing.T) {
 	c.produceTo(t, "app1.outbound", m)
 
 	trail := func(v any) string { return fmt.Sprint(v.(*schemas.UserMessage).HelperMetadata["trail"]) }
-	out := c.collect(t, c.consumer(t, "dn.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	out := c.Collect(t, c.Consumer(t, "dn.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if got := trail(out[0]); got != "[d1:consume d2:consume d2:publish d1:publish]" {
 		t.Errorf("dn.outbound trail = %s", got)
 	}
-	in := c.collect(t, c.consumer(t, "dn.inbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	in := c.Collect(t, c.Consumer(t, "dn.inbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	rm := in[0].(*schemas.UserMessage)
 	if got := trail(rm); got != "[s2:publish s1:publish]" || rm.Text() != "fail" {
 		t.Errorf("dn.inbound trail = %s (%s)", got, rm.Text())
@@ -64,13 +64,13 @@ func TestMiddlewareLayering(t *testing.T) {
 	if p := rm.Provider; p == nil || *p != "MNO" {
 		t.Errorf("provider on dn.inbound = %v, want MNO (set by the transport's publish middleware)", p)
 	}
-	app := c.collect(t, c.consumer(t, "app1.inbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	app := c.Collect(t, c.Consumer(t, "app1.inbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if got := trail(app[0]); got != "[s2:publish s1:publish d1:consume d2:consume d2:publish d1:publish]" {
 		t.Errorf("app1.inbound trail = %s", got)
 	}
 	// The application fails on "fail": its failure holds the message as
 	// the application saw it, after its own consume middleware.
-	fs := c.collect(t, c.consumer(t, "app1.failures"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	fs := c.Collect(t, c.Consumer(t, "app1.failures"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	f := fs[0].(*schemas.Failure)
 	var seen map[string]any
 	if f.Message == nil || json.Unmarshal([]byte(*f.Message), &seen) != nil {

@@ -271,7 +271,7 @@ type arrival struct{ ack, dr time.Time }
 
 func startEventWatch(b *testing.B, c *cluster) *eventWatch {
 	w := &eventWatch{seen: map[string]*arrival{}}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics("api.event"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ConsumeTopics("api.event"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
@@ -289,7 +289,7 @@ func startEventWatch(b *testing.B, c *cluster) *eventWatch {
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
 				var e schemas.Event
-				if err := c.codecs.Event.DecodeContext(ctx, r.Value, &e); err != nil {
+				if err := c.Codecs.Event.DecodeContext(ctx, r.Value, &e); err != nil {
 					b.Errorf("api.event@%d: %v", r.Offset, err)
 					return
 				}
@@ -376,7 +376,7 @@ func startStageWatch(b *testing.B, c *cluster, topics ...string) *stageWatch {
 	for _, t := range topics {
 		w.at[t] = map[string]time.Time{}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics(topics...),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
@@ -393,7 +393,7 @@ func startStageWatch(b *testing.B, c *cluster, topics ...string) *stageWatch {
 			}
 			fs.EachRecord(func(r *kgo.Record) {
 				var m schemas.UserMessage
-				if err := c.codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
+				if err := c.Codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
 					return
 				}
 				w.mu.Lock()

@@ -147,7 +147,7 @@ type routed struct {
 func (c *cluster) collectRouted(t *testing.T, n int, within time.Duration) *routed {
 	t.Helper()
 	r := &routed{replies: map[string]*schemas.UserMessage{}, replyOn: map[string]string{}, events: map[string]map[string]int{"app_a": {}, "app_b": {}}}
-	cl := c.consumer(t, "sms.outbound", "ussd.outbound", "app_a.event", "app_b.event")
+	cl := c.Consumer(t, "sms.outbound", "ussd.outbound", "app_a.event", "app_b.event")
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	done := func() bool {
@@ -168,7 +168,7 @@ func (c *cluster) collectRouted(t *testing.T, n int, within time.Duration) *rout
 			t.Fatalf("timed out after %v: %d of %d replies, events %d/%d", within, len(r.replies), n, len(r.events["app_a"]), len(r.events["app_b"]))
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
-			v, err := c.any.Decode(ctx, rec.Value)
+			v, err := c.Any.Decode(ctx, rec.Value)
 			if err != nil {
 				t.Fatalf("decode %s: %v", rec.Topic, err)
 			}
@@ -240,7 +240,7 @@ func TestKeywordDispatcherEndToEnd(t *testing.T) {
 	m := inbound("+27829999999", "gamma nothing")
 	m.ToAddr = schemas.String("1234")
 	phones.send(t, "sms", m)
-	fails := c.collect(t, c.consumer(t, "sms.failures"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	fails := c.Collect(t, c.Consumer(t, "sms.failures"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if f := fails[0].(*schemas.Failure); !strings.Contains(f.Reason, `keyword "gamma" matches no rule`) {
 		t.Errorf("failure reason %q", f.Reason)
 	}
@@ -260,7 +260,7 @@ func TestKeywordDispatcherRestartLosesNothing(t *testing.T) {
 	phones.send(t, "ussd", ussd[:n/4]...)
 	// Wait until some replies are out, then stop the dispatcher while the
 	// rest of the traffic comes in.
-	c.collect(t, c.consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= n/8 })
+	c.Collect(t, c.Consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= n/8 })
 	disp.stop()
 	phones.send(t, "sms", sms[n/4:]...)
 	phones.send(t, "ussd", ussd[n/4:]...)
@@ -287,7 +287,7 @@ func TestUserGroupsAgreeAcrossDispatchers(t *testing.T) {
 	c := startCluster(t)
 	c.external = []string{"app1.outbound", "app2.outbound"}
 	c2 := *c
-	c2.state = t.TempDir()
+	c2.State = t.TempDir()
 	const users = 30
 	phase := func(p int) []*schemas.UserMessage {
 		var out []*schemas.UserMessage
@@ -298,7 +298,7 @@ func TestUserGroupsAgreeAcrossDispatchers(t *testing.T) {
 	}
 	a := run(t, c, groupingWorkers)
 	c.produceInbound(t, phase(1)...)
-	cl := c.consumer(t, "app1.inbound", "app2.inbound")
+	cl := c.Consumer(t, "app1.inbound", "app2.inbound")
 	got := c.collectApps(t, cl, users, 60*time.Second, nil)
 
 	c.waitMembers(t, "groups", 1)
@@ -336,7 +336,7 @@ func TestUserGroupsAgreeAcrossDispatchers(t *testing.T) {
 // partitions assigned.
 func (c *cluster) waitMembers(t *testing.T, group string, n int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func (c *cluster) collectApps(t *testing.T, cl *kgo.Client, n int, within time.D
 			t.Fatalf("timed out after %v with %d of %d messages", within, total(), n)
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
-			v, err := c.any.Decode(ctx, rec.Value)
+			v, err := c.Any.Decode(ctx, rec.Value)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -414,7 +414,7 @@ func BenchmarkDispatcherHop(b *testing.B) {
 	if err := c.produceMany(b.N); err != nil {
 		b.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ConsumeTopics("app_a.inbound", "app_b.inbound"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ConsumeTopics("app_a.inbound", "app_b.inbound"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
@@ -454,7 +454,7 @@ func (c *cluster) produceMany(n int) error {
 	if err := c.produceInboundErr(); err != nil { // registers the schema, creates the topic
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -463,7 +463,7 @@ func (c *cluster) produceMany(n int) error {
 	var firstErr error
 	for i := range n {
 		m := inbound(fmt.Sprintf("+2784%07d", i%1000), []string{"alpha x", "beta y"}[i%2])
-		v, err := c.codecs.UserMessage.Encode(m)
+		v, err := c.Codecs.UserMessage.Encode(m)
 		if err != nil {
 			return err
 		}

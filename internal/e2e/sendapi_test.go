@@ -184,7 +184,7 @@ func TestSendAPICallbackDown(t *testing.T) {
 `, freePort(t), down.URL))
 	m := inbound("+27000000009", "hello")
 	c.produceInbound(t, m)
-	got := c.collect(t, c.consumer(t, "sms.failures"), 30*time.Second, func(got []any) bool { return len(got) >= 1 })
+	got := c.Collect(t, c.Consumer(t, "sms.failures"), 30*time.Second, func(got []any) bool { return len(got) >= 1 })
 	f := got[0].(*schemas.Failure)
 	if !strings.Contains(f.Reason, "failed 3 times, last: HTTP 500") || f.FailureCode == nil || *f.FailureCode != schemas.FailureTemporary ||
 		f.Message == nil || !strings.Contains(*f.Message, m.MessageID) {

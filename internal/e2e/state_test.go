@@ -18,13 +18,13 @@ const counterWorkers = `
 func TestStateSurvivesRestart(t *testing.T) {
 	c := startCluster(t)
 	d := run(t, c, counterWorkers)
-	out := c.consumer(t, "sms.outbound")
+	out := c.Consumer(t, "sms.outbound")
 	c.produceInbound(t, inbound("+27000000001", "a"), inbound("+27000000001", "b"))
-	c.collect(t, out, 60*time.Second, func(got []any) bool { return len(got) >= 2 })
+	c.Collect(t, out, 60*time.Second, func(got []any) bool { return len(got) >= 2 })
 	d.stop()
 	run(t, c, counterWorkers)
 	c.produceInbound(t, inbound("+27000000001", "c"))
-	got := c.collect(t, out, 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	got := c.Collect(t, out, 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if r := got[0].(*schemas.UserMessage).Text(); r != "3" {
 		t.Errorf("count after restart = %s, want 3", r)
 	}
@@ -38,17 +38,17 @@ func TestTableAheadOfChangelogIsRebuilt(t *testing.T) {
 	c1 := startCluster(t)
 	d := run(t, c1, counterWorkers)
 	c1.produceInbound(t, inbound("+27000000001", "a"), inbound("+27000000001", "b"), inbound("+27000000001", "c"))
-	c1.collect(t, c1.consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 3 })
+	c1.Collect(t, c1.Consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 3 })
 	d.stop()
-	if err := c1.b.Close(); err != nil {
+	if err := c1.B.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	c2 := startCluster(t)
-	c2.state = c1.state // the local copies survive; the broker's data did not
+	c2.State = c1.State // the local copies survive; the broker's data did not
 	run(t, c2, counterWorkers)
 	c2.produceInbound(t, inbound("+27000000001", "d"))
-	got := c2.collect(t, c2.consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	got := c2.Collect(t, c2.Consumer(t, "sms.outbound"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if r := got[0].(*schemas.UserMessage).Text(); r != "1" {
 		t.Errorf("count on the fresh broker = %s, want 1 (the stale local copy must not be used)", r)
 	}

@@ -32,14 +32,14 @@ func BenchmarkStoreMixedTraffic(b *testing.B) {
 	batch := api.createBatch([2]string{"bench", "1234"})
 	ctx := context.Background()
 	for _, topic := range []string{"sms.inbound", "sms.outbound"} {
-		if err := c.codecs.UserMessage.Register(ctx, topic); err != nil {
+		if err := c.Codecs.UserMessage.Register(ctx, topic); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := c.codecs.Event.Register(ctx, "sms.event"); err != nil {
+	if err := c.Codecs.Event.Register(ctx, "sms.event"); err != nil {
 		b.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,10 +61,10 @@ func BenchmarkStoreMixedTraffic(b *testing.B) {
 		ack := &schemas.Event{EventID: schemas.GenerateID(), EventType: schemas.EventAck, UserMessageID: out.MessageID, SentMessageID: schemas.String("x"), Timestamp: schemas.Now()}
 		dr := schemas.DeliveryDelivered
 		rep := &schemas.Event{EventID: schemas.GenerateID(), EventType: schemas.EventDeliveryReport, UserMessageID: out.MessageID, DeliveryStatus: &dr, Timestamp: schemas.Now()}
-		vi, _ := c.codecs.UserMessage.Encode(in)
-		vo, _ := c.codecs.UserMessage.Encode(out)
-		va, _ := c.codecs.Event.Encode(ack)
-		vd, _ := c.codecs.Event.Encode(rep)
+		vi, _ := c.Codecs.UserMessage.Encode(in)
+		vo, _ := c.Codecs.UserMessage.Encode(out)
+		va, _ := c.Codecs.Event.Encode(ack)
+		vd, _ := c.Codecs.Event.Encode(rep)
 		produce("sms.inbound", topology.InboundKey(in), vi)
 		produce("sms.outbound", topology.OutboundKey(out), vo)
 		produce("sms.event", topology.EventKey(ack), va)

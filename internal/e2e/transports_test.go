@@ -19,10 +19,10 @@ import (
 func (c *cluster) produceOutbound(t *testing.T, topic string, msgs ...*schemas.UserMessage) {
 	t.Helper()
 	ctx := context.Background()
-	if err := c.codecs.UserMessage.Register(ctx, topic); err != nil {
+	if err := c.Codecs.UserMessage.Register(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.b.KafkaAddr()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func (c *cluster) produceOutbound(t *testing.T, topic string, msgs ...*schemas.U
 		t.Fatal(err)
 	}
 	for _, m := range msgs {
-		v, err := c.codecs.UserMessage.Encode(m)
+		v, err := c.Codecs.UserMessage.Encode(m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestDevNull(t *testing.T) {
 		sent = append(sent, m)
 	}
 	c.produceOutbound(t, "dn.outbound", sent...)
-	ev := c.collect(t, c.consumer(t, "dn.event"), 60*time.Second, func(got []any) bool { return len(got) >= 10 })
+	ev := c.Collect(t, c.Consumer(t, "dn.event"), 60*time.Second, func(got []any) bool { return len(got) >= 10 })
 	acks, drs := map[string]bool{}, map[string]bool{}
 	for _, v := range ev {
 		e := v.(*schemas.Event)
@@ -77,7 +77,7 @@ func TestDevNull(t *testing.T) {
 			t.Errorf("unexpected event %s", mustJSON(t, e))
 		}
 	}
-	in := c.collect(t, c.consumer(t, "dn.inbound"), 60*time.Second, func(got []any) bool { return len(got) >= 5 })
+	in := c.Collect(t, c.Consumer(t, "dn.inbound"), 60*time.Second, func(got []any) bool { return len(got) >= 5 })
 	replies := map[string]bool{}
 	for _, v := range in {
 		m := v.(*schemas.UserMessage)
@@ -107,7 +107,7 @@ func TestDevNullNacks(t *testing.T) {
 	m := schemas.NewUserMessage()
 	m.ToAddr, m.Content = schemas.String("+27820000000"), schemas.String("x")
 	c.produceOutbound(t, "dn.outbound", m)
-	ev := c.collect(t, c.consumer(t, "dn.event"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
+	ev := c.Collect(t, c.Consumer(t, "dn.event"), 60*time.Second, func(got []any) bool { return len(got) >= 1 })
 	if e := ev[0].(*schemas.Event); e.EventType != schemas.EventNack || *e.NackReason != "Not accepted by network" || e.UserMessageID != m.MessageID {
 		t.Errorf("event %s", mustJSON(t, e))
 	}
@@ -149,7 +149,7 @@ func TestAddressedTelnet(t *testing.T) {
 			}
 		}
 	}
-	in := c.collect(t, c.consumer(t, "telnet.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 3 })
+	in := c.Collect(t, c.Consumer(t, "telnet.inbound"), 30*time.Second, func(got []any) bool { return len(got) >= 3 })
 	for _, v := range in {
 		m := v.(*schemas.UserMessage)
 		if m.From() != "+27831112222" || m.To() != "*120*1#" {
