@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,4 +209,26 @@ func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// ClusterYAML is the cluster section of a deployment config on c: its
+// broker and registry, the partitions of every topic, a state dir and the
+// topics written from outside the deployment.
+func (c *Cluster) ClusterYAML(partitions int, stateDir string, external ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `cluster:
+  kafka:
+    brokers: [%s]
+  schema_registry:
+    url: %s
+  partitions: %d
+  state_dir: %s
+`, c.B.KafkaAddr(), c.B.RegistryURL(), partitions, stateDir)
+	if len(external) > 0 {
+		b.WriteString("  topics:\n")
+	}
+	for _, t := range external {
+		fmt.Fprintf(&b, "    %s: {external: true}\n", t)
+	}
+	return b.String()
 }

@@ -7,7 +7,6 @@ package apptest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -42,22 +41,7 @@ func Start(t testing.TB) *Cluster {
 // Config is a deployment of workers (YAML under "workers:") on the cluster;
 // the sms and other transports' topics are external.
 func (c *Cluster) Config(workers string) string {
-	return fmt.Sprintf(`cluster:
-  kafka:
-    brokers: [%s]
-  schema_registry:
-    url: %s
-  partitions: %d
-  state_dir: %s
-  topics:
-    sms.inbound: {external: true}
-    sms.event: {external: true}
-    sms.outbound: {external: true}
-    other.inbound: {external: true}
-    other.event: {external: true}
-    other.outbound: {external: true}
-workers:
-%s`, c.B.KafkaAddr(), c.B.RegistryURL(), Partitions, c.State, workers)
+	return c.ClusterYAML(Partitions, c.State, "sms.inbound", "sms.event", "sms.outbound", "other.inbound", "other.event", "other.outbound") + "workers:\n" + workers
 }
 
 // Deployment is a running config.
