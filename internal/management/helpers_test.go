@@ -105,23 +105,14 @@ func startCluster(t *testing.T) *cluster {
 
 // config is a deployment with a management section and the given workers.
 func (c *cluster) config(t *testing.T, workers string) string {
-	return fmt.Sprintf(`cluster:
-  kafka:
-    brokers: [%s]
-  schema_registry:
-    url: %s
-  partitions: 2
-  state_dir: %s
-  topics:
-    app1.outbound: {external: true}
-management:
+	return c.ClusterYAML(2, t.TempDir(), "app1.outbound") + fmt.Sprintf(`management:
   addr: 127.0.0.1:0
   bearer_token: %s
   username: %s
   password: %s
   sample_interval: 300ms
 workers:
-%s`, c.B.KafkaAddr(), c.B.RegistryURL(), t.TempDir(), token, user, pass, workers)
+%s`, token, user, pass, workers)
 }
 
 // process is one running deployment process with its management API.
