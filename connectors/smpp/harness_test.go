@@ -55,17 +55,7 @@ func kinds() *topology.Registry {
 }
 
 func (c *cluster) config(workers string) string {
-	return fmt.Sprintf(`cluster:
-  kafka:
-    brokers: [%s]
-  schema_registry:
-    url: %s
-  partitions: 2
-  state_dir: %s
-  topics:
-    sms.outbound: {external: true}
-workers:
-%s`, c.B.KafkaAddr(), c.B.RegistryURL(), c.State, workers)
+	return c.ClusterYAML(2, c.State, "sms.outbound") + "workers:\n" + workers
 }
 
 // transportYAML is one SMPP transport worker on the simulator.
