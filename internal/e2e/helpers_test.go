@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/vumi-kafka/vumi/connectors/archive"
@@ -44,29 +43,8 @@ func startCluster(t testing.TB) *cluster {
 
 // config is a deployment on the test's cluster.
 func (c *cluster) config(workers string) string {
-	return fmt.Sprintf(`cluster:
-  kafka:
-    brokers: [%s]
-  schema_registry:
-    url: %s
-  partitions: 2
-  state_dir: %s
-  topics:
-    sms.inbound: {external: true}
-    sms.event: {external: true}
-    sms.outbound: {external: true}
-    dn.outbound: {external: true}
-    api.outbound: {external: true}
-%sworkers:
-%s`, c.B.KafkaAddr(), c.B.RegistryURL(), c.State, c.externalTopics(), workers)
-}
-
-func (c *cluster) externalTopics() string {
-	var b strings.Builder
-	for _, t := range c.external {
-		fmt.Fprintf(&b, "    %s: {external: true}\n", t)
-	}
-	return b.String()
+	external := append([]string{"sms.inbound", "sms.event", "sms.outbound", "dn.outbound", "api.outbound"}, c.external...)
+	return c.ClusterYAML(2, c.State, external...) + "workers:\n" + workers
 }
 
 // kinds is the registry of the tests: the shipped kinds plus test ones.
