@@ -100,7 +100,7 @@ func (t *table) newView() (*goka.View, error) {
 	return goka.NewView(t.deps.Brokers, goka.Table(t.topic), new(gokacodec.Bytes),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
-		goka.WithViewStorageBuilder(worker.LazyOffsets(storage.DefaultBuilder(t.dir))),
+		goka.WithViewStorageBuilder(worker.TableStorage(t.dir)),
 		goka.WithViewHasher(kafka.KafkaHasher()),
 		goka.WithViewClientID(t.deps.Cluster.Kafka.ClientID+"."+t.topic+".view"),
 		goka.WithViewCallback(t.update),
