@@ -162,6 +162,8 @@ func BenchmarkPipeline(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			lc := &loadClient{addr: fmt.Sprintf("127.0.0.1:%d", apiPort), path: "/api/v1/transports/api/messages", auth: "user:pass"}
+			defer lc.close()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= b.N {
@@ -175,7 +177,7 @@ func BenchmarkPipeline(b *testing.B) {
 					}
 				}
 				due[i] = at
-				id, err := post(i)
+				id, err := lc.post(i)
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)
