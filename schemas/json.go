@@ -46,6 +46,9 @@ var ErrNotJSONObject = errors.New("message is not a JSON object")
 // decodeJSONValue decodes one JSON value with numbers kept as json.Number,
 // rejecting trailing data.
 func decodeJSONValue(b []byte) (any, error) {
+	if v, i, ok := parseValue(b, skipWS(b, 0), 0); ok && skipWS(b, i) == len(b) {
+		return v, nil // the common case, without reflection (metadata_fast.go)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
@@ -406,8 +409,7 @@ func (w *jsonWriter) done() ([]byte, error) {
 }
 
 func writeJSONString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always marshals
-	buf.Write(b)
+	buf.Write(appendJSONString(buf.AvailableBuffer(), s)) // as encoding/json quotes it
 }
 
 func sortedKeys(m Metadata) []string {

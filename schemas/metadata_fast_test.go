@@ -1,20 +1,26 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"reflect"
 	"testing"
 )
 
-func TestFlatJSONMatchesEncodingJSON(t *testing.T) {
+func TestMetadataJSONMatchesEncodingJSON(t *testing.T) {
 	cases := []Metadata{
 		{"endpoint_name": "default"},
 		{"b": "2", "a": "1", "c": ""},
 		{"html": "<a href=\"x\">&</a>", "ctl": "\x00\x01\n\r\t\b\f\x1f", "uni": "ünï\u2028\u2029😀", "bad": "\xff\xfe"},
 		{"": "empty key"},
+		{"smpp_submit_sm_resp": []any{map[string]any{"message_id": "4e6b", "seq": json.Number("2"), "status": "ESME_ROK"}}},
+		{"n": json.Number("-1.5e+10"), "t": true, "f": false, "z": nil, "i": 42, "i64": int64(-7), "u": uint64(9), "e": []any{}, "o": map[string]any{}},
+		{"nested": map[string]any{"deeper": map[string]any{"list": []any{"x", json.Number("0"), nil, []any{true}}}}},
 	}
 	for _, m := range cases {
-		got, ok := appendFlatJSON(nil, m)
+		got, ok := appendMetadataJSON(nil, m)
 		if !ok {
 			t.Fatalf("fast path refused %v", m)
 		}
@@ -23,35 +29,55 @@ func TestFlatJSONMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("fast %s\nwant %s", got, want)
 		}
 	}
-	if _, ok := appendFlatJSON(nil, Metadata{"n": json.Number("1")}); ok {
-		t.Error("fast path took a number")
+	for _, m := range []Metadata{
+		{"f": 1.5},                       // floats: encoding/json's formatting
+		{"n": json.Number("01")},         // invalid number: encoding/json's error
+		{"s": struct{ A int }{1}},        // other types
+		{"deep": nest(maxFastDepth + 2)}, // too deep
+		{"m": Metadata{"a": "b"}},        // encoding/json uses its MarshalText
+	} {
+		if _, ok := appendMetadataJSON(nil, m); ok {
+			t.Errorf("fast path took %v", m)
+		}
 	}
 }
 
-func TestFlatJSONParse(t *testing.T) {
+func nest(n int) any {
+	if n == 0 {
+		return "leaf"
+	}
+	return map[string]any{"x": nest(n - 1)}
+}
+
+func TestMetadataJSONParse(t *testing.T) {
 	for in, ok := range map[string]bool{
 		`{"a":"b"}`:                true,
 		` { "a" : "b" , "c":"" } `: true,
 		`{}`:                       true,
-		`{"a":"b\"c"}`:             false, // escapes: general path
-		`{"a":1}`:                  false,
-		`{"a":"b",}`:               false,
-		`{"a":"b"} x`:              false,
-		`{"a":"b","a":"c"}`:        false,
-		`["a"]`:                    false,
+		`{"a":1}`:                  true,
+		`{"a":[{"seq":2,"ok":true},null,-0.5e3,[]],"b":{}}`: true,
+		`{"a":"b\"c"}`:      false, // escapes: general path
+		`{"a":"b",}`:        false,
+		`{"a":"b"} x`:       false,
+		`{"a":"b","a":"c"}`: false,
+		`["a"]`:             false,
+		`{"a":01}`:          false,
+		`{"a":1.}`:          false,
+		`{"a":tru}`:         false,
+		`{"a":[1,]}`:        false,
 	} {
-		m, got := parseFlatJSON([]byte(in))
+		m, got := parseMetadataJSON([]byte(in))
 		if got != ok {
-			t.Errorf("parseFlatJSON(%s) ok = %v, want %v", in, got, ok)
+			t.Errorf("parseMetadataJSON(%s) ok = %v, want %v", in, got, ok)
 			continue
 		}
 		if ok {
-			var want map[string]any
-			if err := json.Unmarshal([]byte(in), &want); err != nil {
+			want, err := decodeJSONSlow([]byte(in))
+			if err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(map[string]any(m), want) {
-				t.Errorf("parseFlatJSON(%s) = %v, want %v", in, m, want)
+				t.Errorf("parseMetadataJSON(%s) = %v, want %v", in, m, want)
 			}
 		}
 	}
@@ -61,21 +87,61 @@ func TestFlatJSONParse(t *testing.T) {
 func FuzzMetadataText(f *testing.F) {
 	f.Add(`{"a":"b"}`, "k", "v")
 	f.Add(`{"a":{"b":1}}`, "<&>", "\u2028\xff")
+	f.Add(`{"a":[{"seq":2,"x":null},true,-1e5]}`, "n", "1")
 	f.Fuzz(func(t *testing.T, text, k, v string) {
-		if m, ok := parseFlatJSON([]byte(text)); ok {
-			var want map[string]any
-			if err := json.Unmarshal([]byte(text), &want); err != nil {
+		if m, ok := parseMetadataJSON([]byte(text)); ok {
+			want, err := decodeJSONSlow([]byte(text))
+			if err != nil {
 				t.Fatalf("fast path accepted invalid JSON %q", text)
 			}
 			if !reflect.DeepEqual(map[string]any(m), want) {
 				t.Fatalf("fast %v, want %v", m, want)
 			}
+			// and encodes back as encoding/json does
+			got, ok := appendMetadataJSON(nil, m)
+			enc, _ := json.Marshal(map[string]any(m))
+			if ok && string(got) != string(enc) {
+				t.Fatalf("fast %s, want %s", got, enc)
+			}
 		}
-		md := Metadata{k: v}
-		got, _ := appendFlatJSON(nil, md)
-		want, _ := json.Marshal(map[string]any(md))
-		if string(got) != string(want) {
-			t.Fatalf("fast %s, want %s", got, want)
+		for _, md := range []Metadata{{k: v}, {k: json.Number(v)}, {k: []any{v, map[string]any{v: k}}}} {
+			got, ok := appendMetadataJSON(nil, md)
+			want, err := json.Marshal(map[string]any(md))
+			if ok && (err != nil || string(got) != string(want)) {
+				t.Fatalf("fast %s, want %s (%v)", got, want, err)
+			}
+		}
+	})
+}
+
+// decodeJSONSlow is decodeJSONValue without its fast path.
+func decodeJSONSlow(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after JSON value")
+	}
+	return v, nil
+}
+
+// FuzzDecodeJSONValue: with its fast path, decodeJSONValue accepts and
+// returns exactly what encoding/json does.
+func FuzzDecodeJSONValue(f *testing.F) {
+	for _, s := range []string{`{"a":"b"}`, `[1,"x",null]`, `"s"`, `-0.5e3`, `{"a":"\u00e9"}`, `{"a":1,"a":2}`, `{} x`, `tru`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		got, err1 := decodeJSONValue([]byte(text))
+		want, err2 := decodeJSONSlow([]byte(text))
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("%q: errors differ: %v / %v", text, err1, err2)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: fast %#v, want %#v", text, got, want)
 		}
 	})
 }

@@ -136,7 +136,7 @@ func (m Metadata) MarshalText() ([]byte, error) {
 	if len(m) == 0 {
 		return nil, nil
 	}
-	if b, ok := appendFlatJSON(make([]byte, 0, 64), m); ok {
+	if b, ok := appendMetadataJSON(make([]byte, 0, 64), m); ok {
 		return b, nil
 	}
 	b, err := json.Marshal(map[string]any(m))
@@ -152,7 +152,7 @@ func (m *Metadata) UnmarshalText(b []byte) error {
 		*m = nil
 		return nil
 	}
-	if flat, ok := parseFlatJSON(b); ok {
+	if flat, ok := parseMetadataJSON(b); ok {
 		*m = flat
 		return nil
 	}
