@@ -32,7 +32,16 @@ func appendObjectJSON(dst []byte, m map[string]any, depth int) ([]byte, bool) {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	if len(keys) > 12 {
+		sort.Strings(keys)
+	} else {
+		// Small maps: an insertion sort, without sort's overhead.
+		for i := 1; i < len(keys); i++ {
+			for j := i; j > 0 && keys[j-1] > keys[j]; j-- {
+				keys[j-1], keys[j] = keys[j], keys[j-1]
+			}
+		}
+	}
 	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -70,8 +79,20 @@ func appendValueJSON(dst []byte, v any, depth int) ([]byte, bool) {
 		return strconv.AppendInt(dst, x, 10), true
 	case int32:
 		return strconv.AppendInt(dst, int64(x), 10), true
+	case int16:
+		return strconv.AppendInt(dst, int64(x), 10), true
+	case int8:
+		return strconv.AppendInt(dst, int64(x), 10), true
 	case uint64:
 		return strconv.AppendUint(dst, x, 10), true
+	case uint:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint32:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint16:
+		return strconv.AppendUint(dst, uint64(x), 10), true
+	case uint8:
+		return strconv.AppendUint(dst, uint64(x), 10), true
 	case map[string]any:
 		if x == nil {
 			return append(dst, "null"...), true

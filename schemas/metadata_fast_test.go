@@ -16,7 +16,7 @@ func TestMetadataJSONMatchesEncodingJSON(t *testing.T) {
 		{"html": "<a href=\"x\">&</a>", "ctl": "\x00\x01\n\r\t\b\f\x1f", "uni": "ünï\u2028\u2029😀", "bad": "\xff\xfe"},
 		{"": "empty key"},
 		{"smpp_submit_sm_resp": []any{map[string]any{"message_id": "4e6b", "seq": json.Number("2"), "status": "ESME_ROK"}}},
-		{"n": json.Number("-1.5e+10"), "t": true, "f": false, "z": nil, "i": 42, "i64": int64(-7), "u": uint64(9), "e": []any{}, "o": map[string]any{}},
+		{"n": json.Number("-1.5e+10"), "t": true, "f": false, "z": nil, "i": 42, "i64": int64(-7), "u": uint64(9), "u32": uint32(7), "i16": int16(-3), "u8": uint8(255), "ui": uint(1), "e": []any{}, "o": map[string]any{}},
 		{"nested": map[string]any{"deeper": map[string]any{"list": []any{"x", json.Number("0"), nil, []any{true}}}}},
 	}
 	for _, m := range cases {
