@@ -19,12 +19,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -185,14 +188,32 @@ type EventRecord struct {
 type API struct {
 	*worker.Base
 	cfg   *Config
-	view  *goka.View
+	proc  *goka.Processor
+	group goka.Group
 	sends string
 	ln    net.Listener
-	ready chan struct{}
-	once  sync.Once
+	// partitions of the group table (and of the inputs co-partitioned
+	// with it).
+	partitions int32
 
-	// waiting: send requests waiting for their record to reach the view
-	// (message id -> closed when the view has it).
+	// owned: the partitions of this instance's latest assignment (from
+	// goka's rebalance callback).
+	ownMu sync.Mutex
+	owned []bool
+
+	// view: a view of the whole table, started only once another
+	// instance holds some of its partitions (see rebalanced), then kept
+	// running. nil until then.
+	view       atomic.Pointer[goka.View]
+	viewOnce   sync.Once
+	viewStarts atomic.Int32
+	runCtx     context.Context
+	errs       chan error
+	running    sync.WaitGroup
+
+	// waiting: send requests waiting for their record to become readable
+	// here (message id -> closed when this instance's processor or view
+	// has written it).
 	waitMu  sync.Mutex
 	waiting map[string]chan struct{}
 }
@@ -203,13 +224,13 @@ func (a *API) Addr() net.Addr { return a.ln.Addr() }
 // Run serves until ctx is cancelled.
 func (a *API) Run(ctx context.Context) error {
 	a.sends = a.Deps.Names.Prefix + SendsTopic(a.Name)
-	group := goka.Group(a.Deps.Names.Prefix + a.Name)
-	p, err := a.NewProcessor(a.graph(group))
-	if err != nil {
+	a.group = goka.Group(a.Deps.Names.Prefix + a.Name)
+	a.waiting = map[string]chan struct{}{}
+	var err error
+	if a.partitions, err = a.tablePartitions(ctx); err != nil {
 		return err
 	}
-	a.waiting = map[string]chan struct{}{}
-	if a.view, err = a.NewView(goka.GroupTable(group), new(gokacodec.Bytes), goka.WithViewCallback(a.viewUpdated)); err != nil {
+	if a.proc, err = a.NewProcessor(a.graph(a.group), goka.WithRebalanceCallback(a.rebalanced)); err != nil {
 		return err
 	}
 	addr := net.JoinHostPort(a.cfg.WebInterface, strconv.Itoa(a.cfg.WebPort))
@@ -219,13 +240,17 @@ func (a *API) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 30 * time.Second}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 4)
-	go func() { errs <- p.Run(runCtx) }()
-	go func() { errs <- a.view.Run(runCtx) }()
-	go func() { errs <- a.runCallbacks(runCtx) }()
+	a.runCtx = runCtx
+	a.errs = make(chan error, 8)
+	a.running.Add(1)
+	go func() {
+		defer a.running.Done()
+		a.errs <- a.proc.Run(runCtx)
+	}()
+	go func() { a.errs <- a.runCallbacks(runCtx) }()
 	go func() {
 		if err := srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs <- err
+			a.errs <- err
 		}
 	}()
 	go a.RunHeartbeat(runCtx)
@@ -233,34 +258,194 @@ func (a *API) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-errs:
+	case runErr = <-a.errs:
 	}
 	cancel()
 	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	_ = srv.Shutdown(shutdown)
+	// The processor and the view close their tables before Run returns.
+	stopped := make(chan struct{})
+	go func() { a.running.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		a.Log.Warn("status table did not close within 20s of the stop")
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return fmt.Errorf("send api %s: %w", a.Name, runErr)
 	}
 	return nil
 }
 
+// tablePartitions is the partition count of the group table (created by
+// the topology before the workers start).
+func (a *API) tablePartitions(ctx context.Context) (int32, error) {
+	table := string(goka.GroupTable(a.group))
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tds, err := kadm.NewClient(a.Client).ListTopics(ctx, table)
+	if err != nil {
+		return 0, fmt.Errorf("send api: partitions of %s: %w", table, err)
+	}
+	td, ok := tds[table]
+	if !ok || td.Err != nil || len(td.Partitions) == 0 {
+		return 0, fmt.Errorf("send api: partitions of %s unknown: %v", table, td.Err)
+	}
+	return int32(len(td.Partitions)), nil
+}
+
+// rebalanced records the processor's new assignment (goka calls it at the
+// start of every generation, before the assigned partitions are set up).
+// An assignment that does not cover every partition means another
+// instance holds some: the view of the whole table is started then, and
+// kept running (ownership can move back and forth).
+func (a *API) rebalanced(as goka.Assignment) {
+	goka.DefaultRebalance(as)
+	owned := make([]bool, a.partitions)
+	all := true
+	for p := range as {
+		if p >= 0 && p < a.partitions {
+			owned[p] = true
+		}
+	}
+	for _, o := range owned {
+		all = all && o
+	}
+	a.ownMu.Lock()
+	a.owned = owned
+	a.ownMu.Unlock()
+	if !all {
+		a.startView(len(as))
+	}
+}
+
+// startView starts the view of the whole table, once.
+func (a *API) startView(assigned int) {
+	a.viewOnce.Do(func() {
+		a.viewStarts.Add(1)
+		a.Count("status_view_started", 1)
+		a.Log.Info("another instance holds some of the status table's partitions: starting a view of the whole table for their status queries",
+			"assigned", assigned, "partitions", a.partitions)
+		// The callback runs inside the processor's Run, which holds a
+		// count of a.running: Add cannot race Run's Wait.
+		a.running.Add(1)
+		go func() {
+			defer a.running.Done()
+			v, err := a.NewView(goka.GroupTable(a.group), new(gokacodec.Bytes), goka.WithViewCallback(a.viewUpdated))
+			if err != nil {
+				a.errs <- err
+				return
+			}
+			a.view.Store(v)
+			a.errs <- v.Run(a.runCtx)
+		}()
+	})
+}
+
+// ownsPartitionOf says whether this instance's latest assignment holds
+// key's partition.
+func (a *API) ownsPartitionOf(key string) bool {
+	p := kafka.Partition([]byte(key), a.partitions)
+	a.ownMu.Lock()
+	defer a.ownMu.Unlock()
+	return int(p) < len(a.owned) && a.owned[p]
+}
+
+// isNotAssigned recognises goka's error for a key whose partition this
+// processor does not hold ((*Processor).find in goka v1.1.15; pinned by
+// TestNotAssignedError).
+func isNotAssigned(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "processor does not contain partition")
+}
+
+// localGet reads id's record from this instance's own processor table.
+// local is false when that table does not hold id's partition here (now
+// or any more: a rebalance may be under way); err is a real storage error.
+func (a *API) localGet(id string) (rec []byte, local bool, err error) {
+	if a.proc == nil || !a.ownsPartitionOf(id) || !a.proc.Recovered() {
+		return nil, false, nil
+	}
+	defer func() {
+		// goka swaps a processor's partition tables during a rebalance
+		// without holding its lock over the storage they open; a read
+		// that lost that race is a read of a partition not held here.
+		if r := recover(); r != nil {
+			rec, local, err = nil, false, nil
+		}
+	}()
+	v, err := a.proc.Get(id)
+	if err != nil {
+		if isNotAssigned(err) || !a.proc.Recovered() {
+			return nil, false, nil // revoked meanwhile
+		}
+		return nil, true, err
+	}
+	b, _ := v.([]byte)
+	return b, true, nil
+}
+
+// errNotReady: the status store cannot answer yet.
+type errNotReady struct{ reason string }
+
+func (e errNotReady) Error() string { return e.reason }
+
+// lookup returns id's record (nil: none): from the processor's own table
+// when this instance holds id's partition, otherwise from the view.
+func (a *API) lookup(id string) ([]byte, error) {
+	if rec, local, err := a.localGet(id); local {
+		return rec, err
+	}
+	v := a.view.Load()
+	if v == nil {
+		if a.proc == nil || !a.proc.Recovered() {
+			return nil, errNotReady{"the status table is recovering"}
+		}
+		return nil, errNotReady{"this message's partition is held by another instance and this instance's view of the table is starting"}
+	}
+	val, err := v.Get(id)
+	if err != nil {
+		return nil, errNotReady{err.Error()}
+	}
+	rec, _ := val.([]byte)
+	if rec == nil && !v.Recovered() {
+		return nil, errNotReady{"the view of the status table is recovering"}
+	}
+	return rec, nil
+}
+
+// tablesRecovered: the processor's table is recovered and running, and
+// so is the view if it was started.
+func (a *API) tablesRecovered() bool {
+	if a.proc == nil || !a.proc.Recovered() {
+		return false
+	}
+	v := a.view.Load()
+	return a.viewStarts.Load() == 0 || (v != nil && v.Recovered())
+}
+
 // viewUpdated applies a table update to the view and wakes the send
 // request waiting for that key, if any.
 func (a *API) viewUpdated(ctx goka.UpdateContext, s storage.Storage, key string, value []byte) error {
 	err := goka.DefaultUpdate(ctx, s, key, value)
-	a.waitMu.Lock()
-	if ch, ok := a.waiting[key]; ok {
-		close(ch)
-		delete(a.waiting, key)
-	}
-	a.waitMu.Unlock()
+	a.wake(key)
 	return err
 }
 
-// awaitView returns a channel closed when the view next updates id, and a
-// function that stops waiting.
-func (a *API) awaitView(id string) (<-chan struct{}, func()) {
+// wake wakes the send request waiting for id's record, if any.
+func (a *API) wake(id string) {
+	a.waitMu.Lock()
+	if ch, ok := a.waiting[id]; ok {
+		close(ch)
+		delete(a.waiting, id)
+	}
+	a.waitMu.Unlock()
+}
+
+// awaitRecord returns a channel closed when this instance's processor
+// (for its own partitions) or its view (for the others) next writes id's
+// record, and a function that stops waiting.
+func (a *API) awaitRecord(id string) (<-chan struct{}, func()) {
 	ch := make(chan struct{})
 	a.waitMu.Lock()
 	a.waiting[id] = ch
@@ -297,11 +482,18 @@ func (a *API) onSend(g goka.Context, v any) {
 		return
 	}
 	if g.Value() != nil {
-		return // already sent: a redelivered request
+		// Already sent: a redelivered request. Its record is readable here
+		// (a request waiting for it, say after a rebalance, is answered).
+		a.wake(g.Key())
+		return
 	}
 	rec := Record{MessageID: m.MessageID, TransportName: m.Transport(), ToAddr: m.To(), Submitted: schemas.FormatVumiTime(m.Timestamp), Status: "submitted", Events: []EventRecord{}}
 	b, _ := json.Marshal(rec)
 	g.SetValue(b)
+	// goka has written the record to this partition's local table
+	// (synchronously; the changelog follows): the request waiting for it
+	// can answer, and a status query here reads it with Processor.Get.
+	a.wake(g.Key())
 	g.Emit(goka.Stream(a.Deps.Names.Outbound(m.Transport())), string(topology.OutboundKey(&m)), &m)
 	a.Count("sent", 1)
 }
@@ -358,6 +550,34 @@ func statusAfter(cur string, e *schemas.Event) string {
 	return cur
 }
 
+// health is the /health answer: tables_recovered says whether status
+// queries can be answered (the processor's table recovered, and the view
+// too if it runs); status_view whether this instance runs a view of the
+// whole table (only when other instances hold some of its partitions);
+// partitions_owned the table partitions this instance holds.
+func (a *API) health() map[string]any {
+	view := "not started"
+	if a.viewStarts.Load() > 0 {
+		view = "starting"
+		if v := a.view.Load(); v != nil {
+			view = "recovering"
+			if v.Recovered() {
+				view = "running"
+			}
+		}
+	}
+	a.ownMu.Lock()
+	owned := []int32{}
+	for p, o := range a.owned {
+		if o {
+			owned = append(owned, int32(p))
+		}
+	}
+	a.ownMu.Unlock()
+	return map[string]any{"status": "ok", "tables_recovered": a.tablesRecovered(), "status_view": view,
+		"partitions_owned": owned, "partitions": a.partitions}
+}
+
 func (a *API) authorized(r *http.Request) bool {
 	if a.cfg.WebUsername == "" {
 		return true
@@ -385,7 +605,7 @@ func (a *API) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := a.cfg.WebPath
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, 200, map[string]any{"status": "ok", "tables_recovered": a.view.Recovered()})
+		writeJSON(w, 200, a.health())
 	})
 	mux.HandleFunc("POST "+p+"/transports/{transport}/messages", a.send)
 	mux.HandleFunc("GET "+p+"/messages/{id}", a.status)
@@ -444,25 +664,27 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid message", fields)
 		return
 	}
-	// Read your writes: wait (briefly) until the status can be queried.
-	// The view says when it has the record (no polling); a request whose
-	// record another instance's view got first is checked once directly.
-	inView, stopWaiting := a.awaitView(m.MessageID)
+	// Read your writes: wait (briefly) until the status can be queried
+	// here. No polling: when this instance's processor holds the id's
+	// partition, its onSend wakes the request once the record is in the
+	// local table; otherwise the view's update callback does. The wait
+	// is registered before the produce, so no write can be missed; a
+	// partition moving meanwhile ends in a write by the new owner (here)
+	// or the view, and at worst in the 5 s bound.
+	written, stopWaiting := a.awaitRecord(m.MessageID)
 	defer stopWaiting()
 	if err := worker.Produce(r.Context(), a.Base, a.Deps.Codecs.UserMessage, a.sends, []byte(m.MessageID), m); err != nil {
 		a.Log.Error("send request not stored", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "message not accepted, try again", nil)
 		return
 	}
-	if v, err := a.view.Get(m.MessageID); err != nil || v == nil {
-		t := time.NewTimer(5 * time.Second)
-		select {
-		case <-inView:
-		case <-t.C:
-		case <-r.Context().Done():
-		}
-		t.Stop()
+	t := time.NewTimer(5 * time.Second)
+	select {
+	case <-written:
+	case <-t.C:
+	case <-r.Context().Done():
 	}
+	t.Stop()
 	js, _ := m.MarshalJSON()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", a.cfg.WebPath+"/messages/"+m.MessageID)
@@ -471,12 +693,17 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
-	v, err := a.view.Get(r.PathValue("id"))
-	if err != nil {
+	b, err := a.lookup(r.PathValue("id"))
+	var notReady errNotReady
+	switch {
+	case errors.As(err, &notReady):
 		writeError(w, http.StatusServiceUnavailable, "status store not ready: "+err.Error(), nil)
 		return
+	case err != nil:
+		a.Log.Error("status table read failed", "message_id", r.PathValue("id"), "error", err)
+		writeError(w, http.StatusInternalServerError, "status store error", nil)
+		return
 	}
-	b, _ := v.([]byte)
 	if b == nil {
 		writeError(w, http.StatusNotFound, "no message with this id was sent through this API", nil)
 		return
