@@ -206,6 +206,28 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	dups := ev.duplicates
 	ev.mu.Unlock()
+	if os.Getenv("PIPELINE_TIMELINE") != "" {
+		// Where the slow messages were: the worst ack latency and the
+		// count over 50 ms per 500 ms of the run (by when each was due).
+		type slot struct {
+			worst time.Duration
+			slow  int
+		}
+		var slots []slot
+		for i := range ids {
+			k := int(due[i].Sub(start) / (500 * time.Millisecond))
+			for len(slots) <= k {
+				slots = append(slots, slot{})
+			}
+			slots[k].worst = max(slots[k].worst, acks[i])
+			if acks[i] > 50*time.Millisecond {
+				slots[k].slow++
+			}
+		}
+		for k, sl := range slots {
+			b.Logf("t=%5.1fs worst ack %8.1f ms, %4d over 50 ms", float64(k)/2, float64(sl.worst.Microseconds())/1000, sl.slow)
+		}
+	}
 	// The SMSC's receive time of each submit_sm splits the latency into
 	// send API + router + transport consume, and the way back.
 	subs := sim.Submitted()
