@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
 )
@@ -108,6 +110,17 @@ func (d *Deps) KafkaOpts(clientID string) []kgo.Opt {
 		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()))
 	}
 	return opts
+}
+
+// GokaProducerBuilder returns the producer builder of goka processors and
+// emitters: a franz-go client per producer with the cluster's settings
+// (KafkaOpts(clientID): seeds, TLS, SASL, client id, hooks) and
+// kafka.GokaProducerOpts (acks=all, idempotent, no linger, murmur2 key
+// partitioning, bounded buffering). It replaces sarama's producer, whose
+// idempotence needs one request in flight per broker; goka's consumers
+// stay on sarama (SaramaConfig). extra overrides (tests).
+func (d *Deps) GokaProducerBuilder(clientID string, extra ...kgo.Opt) goka.ProducerBuilder {
+	return kafka.GokaProducerBuilder(d.KafkaOpts(clientID), extra...)
 }
 
 // SaramaConfig returns the sarama config goka processors use: a modern

@@ -104,9 +104,8 @@ func TableStream(topic string) topology.Stream {
 // work.
 func OpenTable(b *worker.Base, topic string, ttl time.Duration) (*Store, error) {
 	topic = b.Deps.Names.Prefix + topic
-	cfg := b.Deps.SaramaConfig(b.Name + ".sessions")
 	em, err := goka.NewEmitter(b.Deps.Brokers, goka.Stream(topic), new(gokacodec.Bytes),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithEmitterProducerBuilder(b.Deps.GokaProducerBuilder(b.Name+".sessions")),
 		goka.WithEmitterHasher(kafka.KafkaHasher()),
 		goka.WithEmitterClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name+".sessions"),
 	)
