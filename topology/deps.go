@@ -123,9 +123,12 @@ func (d *Deps) GokaProducerBuilder(clientID string, extra ...kgo.Opt) goka.Produ
 	return kafka.GokaProducerBuilder(d.KafkaOpts(clientID), extra...)
 }
 
-// SaramaConfig returns the sarama config goka processors use: a modern
-// protocol version, acks=all idempotent producing, and a short flush
-// interval (goka's default of 100 ms per emit is far too slow for USSD).
+// SaramaConfig returns the sarama config of goka's consumers, views and
+// topic manager: a modern protocol version, reading from the oldest offset,
+// short fetch waits. goka produces with franz-go (GokaProducerBuilder), so
+// nothing here configures a sarama producer, and sarama keeps its default
+// of several requests in flight per broker connection (its idempotent
+// producer needed one).
 func (d *Deps) SaramaConfig(clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = sarama.V3_6_0_0
@@ -137,16 +140,6 @@ func (d *Deps) SaramaConfig(clientID string) *sarama.Config {
 	c.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
 	c.Consumer.Fetch.Default = 1 << 20
 	c.Consumer.MaxWaitTime = 100 * time.Millisecond
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	c.Producer.Idempotent = true
-	c.Net.MaxOpenRequests = 1
-	c.Producer.Compression = sarama.CompressionNone
-	c.Producer.Flush.Frequency = time.Millisecond
-	c.Producer.Flush.Messages = 0
-	c.Producer.Flush.Bytes = 256 << 10
-	c.Producer.Return.Successes = true
-	c.Producer.Return.Errors = true
-	c.Producer.Retry.Max = 10
 	c.Metadata.RefreshFrequency = time.Minute
 	if d.tlsConfig != nil {
 		c.Net.TLS.Enable = true
