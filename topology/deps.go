@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/processors/middleware"
 	"github.com/vumi-kafka/vumi/schemas"
 )
@@ -110,9 +112,23 @@ func (d *Deps) KafkaOpts(clientID string) []kgo.Opt {
 	return opts
 }
 
-// SaramaConfig returns the sarama config goka processors use: a modern
-// protocol version, acks=all idempotent producing, and a short flush
-// interval (goka's default of 100 ms per emit is far too slow for USSD).
+// GokaProducerBuilder returns the producer builder of goka processors and
+// emitters: a franz-go client per producer with the cluster's settings
+// (KafkaOpts(clientID): seeds, TLS, SASL, client id, hooks) and
+// kafka.GokaProducerOpts (acks=all, idempotent, no linger, murmur2 key
+// partitioning, bounded buffering). It replaces sarama's producer, whose
+// idempotence needs one request in flight per broker; goka's consumers
+// stay on sarama (SaramaConfig). extra overrides (tests).
+func (d *Deps) GokaProducerBuilder(clientID string, extra ...kgo.Opt) goka.ProducerBuilder {
+	return kafka.GokaProducerBuilder(d.KafkaOpts(clientID), extra...)
+}
+
+// SaramaConfig returns the sarama config of goka's consumers, views and
+// topic manager: a modern protocol version, reading from the oldest offset,
+// short fetch waits. goka produces with franz-go (GokaProducerBuilder), so
+// nothing here configures a sarama producer, and sarama keeps its default
+// of several requests in flight per broker connection (its idempotent
+// producer needed one).
 func (d *Deps) SaramaConfig(clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = sarama.V3_6_0_0
@@ -124,16 +140,6 @@ func (d *Deps) SaramaConfig(clientID string) *sarama.Config {
 	c.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
 	c.Consumer.Fetch.Default = 1 << 20
 	c.Consumer.MaxWaitTime = 100 * time.Millisecond
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	c.Producer.Idempotent = true
-	c.Net.MaxOpenRequests = 1
-	c.Producer.Compression = sarama.CompressionNone
-	c.Producer.Flush.Frequency = time.Millisecond
-	c.Producer.Flush.Messages = 0
-	c.Producer.Flush.Bytes = 256 << 10
-	c.Producer.Return.Successes = true
-	c.Producer.Return.Errors = true
-	c.Producer.Retry.Max = 10
 	c.Metadata.RefreshFrequency = time.Minute
 	if d.tlsConfig != nil {
 		c.Net.TLS.Enable = true

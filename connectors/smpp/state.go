@@ -74,9 +74,8 @@ const overlayTTL = 30 * time.Second
 
 func newTable(deps *topology.Deps, worker, topic string, log *slog.Logger) (*table, error) {
 	full := deps.Names.Prefix + topic
-	cfg := deps.SaramaConfig(worker + ".table")
 	em, err := goka.NewEmitter(deps.Brokers, goka.Stream(full), new(gokacodec.Bytes),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithEmitterProducerBuilder(deps.GokaProducerBuilder(worker+".table")),
 		goka.WithEmitterHasher(kafka.KafkaHasher()),
 		goka.WithEmitterClientID(deps.Cluster.Kafka.ClientID+"."+worker+".emitter"),
 	)

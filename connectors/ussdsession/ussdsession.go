@@ -24,6 +24,7 @@ import (
 
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/connectors/httprpc"
 	"github.com/vumi-kafka/vumi/internal/kafka"
@@ -80,15 +81,21 @@ type Store struct {
 	writeTimeout time.Duration
 }
 
-// SetWriteTimeout bounds every write (Put, Create, Save, Delete): with
-// Kafka unreachable they fail this soon instead of waiting for the
-// producer to give up.
-func (s *Store) SetWriteTimeout(d time.Duration) { s.writeTimeout = d }
+// Option configures a Store.
+type Option func(*Store)
+
+// WriteTimeout bounds every write (Put, Create, Save, Delete): with Kafka
+// unreachable they fail this soon instead of waiting for the producer to
+// give up. The producer gives the write's record up soon after too (its
+// delivery timeout, at least a second), so that a write reported failed is
+// not stored much later, and the table stops promptly instead of waiting
+// for records still pending.
+func WriteTimeout(d time.Duration) Option { return func(s *Store) { s.writeTimeout = d } }
 
 // Open builds the session table of transportName with sessions living ttl
 // after their last write. Run must be called for it to work.
-func Open(b *worker.Base, transportName string, ttl time.Duration) (*Store, error) {
-	return OpenTable(b, Topic(transportName), ttl)
+func Open(b *worker.Base, transportName string, ttl time.Duration, opts ...Option) (*Store, error) {
+	return OpenTable(b, Topic(transportName), ttl, opts...)
 }
 
 // TableStream declares a keyed table's compacted topic, for a config's IO.
@@ -102,19 +109,28 @@ func TableStream(topic string) topology.Stream {
 // map from a provider's message ids to Vumi's. Entries are flat string
 // maps that live ttl after their last write. Run must be called for it to
 // work.
-func OpenTable(b *worker.Base, topic string, ttl time.Duration) (*Store, error) {
+func OpenTable(b *worker.Base, topic string, ttl time.Duration, opts ...Option) (*Store, error) {
 	topic = b.Deps.Names.Prefix + topic
-	cfg := b.Deps.SaramaConfig(b.Name + ".sessions")
+	s := &Store{topic: topic, ttl: ttl, base: b, log: b.Log.With("table", topic),
+		overlay: map[string]entry{}, ready: make(chan struct{}), now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	var kopts []kgo.Opt
+	if s.writeTimeout > 0 {
+		// franz-go's shortest delivery timeout is a second.
+		kopts = append(kopts, kgo.RecordDeliveryTimeout(max(s.writeTimeout, time.Second)))
+	}
 	em, err := goka.NewEmitter(b.Deps.Brokers, goka.Stream(topic), new(gokacodec.Bytes),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithEmitterProducerBuilder(b.Deps.GokaProducerBuilder(b.Name+".sessions", kopts...)),
 		goka.WithEmitterHasher(kafka.KafkaHasher()),
 		goka.WithEmitterClientID(b.Deps.Cluster.Kafka.ClientID+"."+b.Name+".sessions"),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("session table %s: emitter: %w", topic, err)
 	}
-	return &Store{topic: topic, ttl: ttl, base: b, log: b.Log.With("table", topic), em: em,
-		overlay: map[string]entry{}, ready: make(chan struct{}), now: time.Now}, nil
+	s.em = em
+	return s, nil
 }
 
 // TTL is the sessions' lifetime.
@@ -435,14 +451,13 @@ func Worker(deps *topology.Deps, spec *topology.WorkerSpec, cfg *httprpc.Config,
 		if err != nil {
 			return err
 		}
-		st, err = Open(s.Transport.Base, table, ttl)
+		// Session writes fail as fast as publishing does when Kafka is
+		// unreachable, so that requests are answered 503 promptly.
+		st, err = Open(s.Transport.Base, table, ttl, WriteTimeout(time.Duration(cfg.PublishTimeout*float64(time.Second))))
 		if err != nil {
 			s.Close()
 			return err
 		}
-		// Session writes fail as fast as publishing does when Kafka is
-		// unreachable, so that requests are answered 503 promptly.
-		st.SetWriteTimeout(time.Duration(cfg.PublishTimeout * float64(time.Second)))
 		h.Handler = newHandler(st)
 		return Serve(ctx, s, st)
 	})

@@ -11,10 +11,11 @@ import (
 )
 
 // NewProcessor builds a goka processor with the project's settings: the
-// deployment's brokers and sarama config (modern protocol, acks=all, 1 ms
-// producer flush), Kafka's murmur2 key hashing so goka and franz-go put a
-// key on the same partition, table storage under the state directory, and
-// goka's logs through slog. Topics are created by the topology beforehand.
+// deployment's brokers and sarama config for consuming (modern protocol),
+// a franz-go producer (topology.Deps.GokaProducerBuilder: acks=all,
+// idempotent, no linger), Kafka's murmur2 key hashing so goka and franz-go
+// put a key on the same partition, table storage under the state
+// directory, and goka's logs through slog. Topics are created by the topology beforehand.
 //
 // extra options are applied last (goka.WithTester in unit tests).
 func (b *Base) NewProcessor(g *goka.GroupGraph, extra ...goka.ProcessorOption) (*goka.Processor, error) {
@@ -24,7 +25,7 @@ func (b *Base) NewProcessor(g *goka.GroupGraph, extra ...goka.ProcessorOption) (
 	tm.Stream.Replication = max(b.Deps.Cluster.ReplicationFactor, 1)
 	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
 	opts := []goka.ProcessorOption{
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg)),
+		goka.WithProducerBuilder(b.Deps.GokaProducerBuilder(b.Name + ".goka")),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
