@@ -623,7 +623,13 @@ func (tr *tracker) ready() map[string]map[int32]kgo.EpochOffset {
 // publishing the failure itself is returned.
 func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error {
 	var m schemas.UserMessage
-	if err := t.Deps.Codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
+	// A schema id not seen before, met while the registry is down, waits
+	// for the registry (holding this lane and so the partition's offset)
+	// until Run stops; only then is the record left for redelivery.
+	if err := t.Deps.Codecs.UserMessage.DecodeContext(t.RegistryWait(t.polling), r.Value, &m); err != nil {
+		if schemas.IsRegistryUnavailable(err) {
+			return fmt.Errorf("%w: %w", ErrRedeliver, err)
+		}
 		t.Log.Error("undecodable outbound record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", err)
 		return t.SendFailure(ctx, r, nil, worker.Permanent(err))
 	}

@@ -93,6 +93,9 @@ type Base struct {
 	instance string
 	started  time.Time
 	figures  sync.Map // name -> *atomic.Int64
+
+	waiterOnce sync.Once
+	waiter     *registryWaiter
 }
 
 // NewBase builds the shared plumbing of one worker. The client it makes is
