@@ -172,6 +172,9 @@ func (c *Codec[T]) Decode(b []byte, v *T) error {
 // context from WaitForRegistry the lookup is retried until it succeeds or
 // the context ends.
 func (c *Codec[T]) DecodeContext(ctx context.Context, b []byte, v *T) error {
+	if err := stopped(ctx); err != nil {
+		return fmt.Errorf("decode %s: %w", c.kind.Name, err)
+	}
 	id, err := SchemaID(b)
 	if err != nil {
 		return fmt.Errorf("decode %s: %w", c.kind.Name, err)

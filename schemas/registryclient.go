@@ -95,7 +95,7 @@ func (r *RegistryClient) SchemaByID(ctx context.Context, id int) (string, error)
 		return text, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", fmt.Errorf("schema registry: schema id %d: %w: not asked (%w)", id, ErrRegistryUnavailable, err)
 	}
 	text, err := r.fetchSchema(ctx, id)
 	if err != nil {

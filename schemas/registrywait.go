@@ -33,6 +33,12 @@ type RegistryWaiter interface {
 
 type waitKey struct{}
 
+// waitSpec is what WaitForRegistry puts in a context.
+type waitSpec struct {
+	w      RegistryWaiter
+	strict bool
+}
+
 // WaitForRegistry returns a context under which DecodeContext, meeting a
 // schema id it has not seen while the registry is unavailable, waits and
 // retries the lookup (with backoff from 250 ms to 5 s, each attempt bounded
@@ -41,7 +47,27 @@ type waitKey struct{}
 // instead of sending its records to failures. Without it DecodeContext
 // fails at once with an error wrapping ErrRegistryUnavailable.
 func WaitForRegistry(ctx context.Context, w RegistryWaiter) context.Context {
-	return context.WithValue(ctx, waitKey{}, w)
+	return context.WithValue(ctx, waitKey{}, waitSpec{w: w})
+}
+
+// WaitForRegistryUntilStopped is WaitForRegistry for consumers that commit
+// a partition by position (goka marks each record's offset, and a later
+// mark moves the partition past an earlier record left unmarked): once ctx
+// has ended, every decode under it fails with an error wrapping
+// ErrRegistryUnavailable and ctx's error, whatever the schema id, so that
+// no record after one left waiting is handled (and committed) while the
+// consumer stops.
+func WaitForRegistryUntilStopped(ctx context.Context, w RegistryWaiter) context.Context {
+	return context.WithValue(ctx, waitKey{}, waitSpec{w: w, strict: true})
+}
+
+// stopped returns the error of a decode under a WaitForRegistryUntilStopped
+// context that has ended, nil otherwise.
+func stopped(ctx context.Context) error {
+	if spec, ok := ctx.Value(waitKey{}).(waitSpec); ok && spec.strict && ctx.Err() != nil {
+		return fmt.Errorf("%w: not decoded, the consumer is stopping (%w)", ErrRegistryUnavailable, ctx.Err())
+	}
+	return nil
 }
 
 // registryBackoff is the first and the longest wait between lookups.
@@ -51,10 +77,16 @@ var registryBackoff = [2]time.Duration{250 * time.Millisecond, 5 * time.Second}
 // ctx carries a RegistryWaiter.
 func lookupWaiting[S any](ctx context.Context, id uint32, lookup func() (S, error)) (S, error) {
 	s, err := lookup()
+	if err != nil && ctx.Err() != nil && !IsRegistryUnavailable(err) &&
+		(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The registry was not asked: not the record's fault either.
+		err = fmt.Errorf("%w: %w", ErrRegistryUnavailable, err)
+	}
 	if err == nil || !IsRegistryUnavailable(err) {
 		return s, err
 	}
-	w, _ := ctx.Value(waitKey{}).(RegistryWaiter)
+	spec, _ := ctx.Value(waitKey{}).(waitSpec)
+	w := spec.w
 	if w == nil {
 		return s, err
 	}

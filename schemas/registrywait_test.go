@@ -233,3 +233,33 @@ func TestDecodeWaitsForTheRegistry(t *testing.T) {
 		}
 	})
 }
+
+func TestDecodeWhileStopping(t *testing.T) {
+	rec := record(t)
+	f := newFakeRegistry(t)
+	c := NewCodec[UserMessage](UserMessageKind, NewRegistryClient(f.srv.URL, RegistryClientOptions{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var m UserMessage
+	// A cancelled context is not the record's fault: the registry was not
+	// asked.
+	if err := c.DecodeContext(ctx, rec, &m); !IsRegistryUnavailable(err) || f.calls.Load() != 0 {
+		t.Fatalf("unknown id, cancelled context: %v after %d calls", err, f.calls.Load())
+	}
+	if err := c.DecodeContext(context.Background(), rec, &m); err != nil {
+		t.Fatal(err)
+	}
+	// Known now: decoding needs no registry, even when stopping...
+	if err := c.DecodeContext(WaitForRegistry(ctx, &waiter{}), rec, &m); err != nil {
+		t.Errorf("known id, cancelled WaitForRegistry context: %v", err)
+	}
+	// ...except under WaitForRegistryUntilStopped, where nothing is
+	// decoded once the consumer stops.
+	err := c.DecodeContext(WaitForRegistryUntilStopped(ctx, &waiter{}), rec, &m)
+	if !IsRegistryUnavailable(err) || !errors.Is(err, context.Canceled) {
+		t.Errorf("known id, cancelled WaitForRegistryUntilStopped context: %v", err)
+	}
+	if err := c.DecodeContext(WaitForRegistryUntilStopped(context.Background(), &waiter{}), rec, &m); err != nil {
+		t.Errorf("known id, running: %v", err)
+	}
+}

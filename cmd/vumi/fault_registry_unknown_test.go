@@ -14,19 +14,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/schemas"
-	"github.com/vumi-kafka/vumi/topology"
 )
 
 // evolvedUserMessage is the user message schema as a newer release of
-// another process might write it: one more optional field, at the end.
-func evolvedUserMessage(t *testing.T) string {
+// another process might write it: extra optional fields at the end.
+func evolvedUserMessage(t *testing.T, extra int) string {
 	t.Helper()
 	var s map[string]any
 	if err := json.Unmarshal([]byte(schemas.UserMessageKind.Text), &s); err != nil {
 		t.Fatal(err)
 	}
 	fields, _ := s["fields"].([]any)
-	s["fields"] = append(fields, map[string]any{"name": "x_test_note", "type": []any{"null", "string"}, "default": nil})
+	for i := range extra {
+		fields = append(fields, map[string]any{"name": fmt.Sprintf("x_test_note%d", i), "type": []any{"null", "string"}, "default": nil})
+	}
+	s["fields"] = fields
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +41,11 @@ func evolvedUserMessage(t *testing.T) string {
 // version) wait on their topics while the registry is down. The
 // application (a goka processor) and the transport (the franz-go outbound
 // consumer) hold those partitions, say so (log, degraded status), send
-// nothing to failures and skip nothing; once the registry is back every
-// record is handled exactly once.
+// nothing to failures and skip nothing. Stopped while they wait, they exit
+// cleanly and leave the records uncommitted; started again (waiting for
+// the registry at start-up) and once the registry is back, every record is
+// handled exactly once. A second outage with a second new version shows
+// the recovery without a restart (log, ok status).
 func TestUnknownSchemaIDWhileRegistryDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -81,32 +86,25 @@ workers:
 	waitLog(t, app, "deployment running", 60*time.Second)
 	waitLog(t, transport, "deployment running", 60*time.Second)
 
-	// Another process registers a newer version of the schema, and
-	// writes with it while the registry is down.
+	// Another process registers newer versions of the schema, and writes
+	// with them while the registry is down.
 	regClient := schemas.NewRegistryClient(fmt.Sprintf("http://127.0.0.1:%d", regPort), schemas.RegistryClientOptions{})
 	codecs := schemas.NewCodecs(regClient)
 	if err := codecs.UserMessage.Register(ctx, "sms.inbound", "sms.outbound"); err != nil {
 		t.Fatal(err)
 	}
-	evolved := evolvedUserMessage(t)
-	var newID int
-	for _, subject := range []string{"sms.inbound-value", "sms.outbound-value"} {
-		id, err := regClient.Register(ctx, subject, evolved)
-		if err != nil {
-			t.Fatalf("register the evolved schema: %v", err)
+	newIDs := map[int]int{} // extra fields -> schema id
+	for _, extra := range []int{1, 2} {
+		for _, subject := range []string{"sms.inbound-value", "sms.outbound-value"} {
+			id, err := regClient.Register(ctx, subject, evolvedUserMessage(t, extra))
+			if err != nil {
+				t.Fatalf("register an evolved schema: %v", err)
+			}
+			if uint32(id) == codecs.UserMessage.ID() {
+				t.Fatal("an evolved schema got the current schema's id")
+			}
+			newIDs[extra] = id
 		}
-		newID = id
-	}
-	if uint32(newID) == codecs.UserMessage.ID() {
-		t.Fatal("the evolved schema got the current schema's id")
-	}
-	encode := func(m *schemas.UserMessage) []byte {
-		v, err := codecs.UserMessage.Encode(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		binary.BigEndian.PutUint32(v[1:5], uint32(newID))
-		return append(v, 0) // x_test_note: null (union branch 0)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka))
 	if err != nil {
@@ -114,38 +112,6 @@ workers:
 	}
 	defer cl.Close()
 	waitTopics(t, ctx, cl, "sms.inbound", "sms.outbound", "sms.event", "sms.failures")
-	reg.stop()
-
-	const inbound, outbound = 100, 40
-	var inIDs, outIDs []string
-	for i := range inbound + outbound {
-		m := schemas.NewUserMessage()
-		m.TransportName = schemas.String("sms")
-		topic := "sms.inbound"
-		m.FromAddr, m.ToAddr = schemas.String(fmt.Sprintf("+2783%07d", i%20)), schemas.String("1234")
-		m.Content = schemas.String(fmt.Sprintf("message %d", i))
-		if i >= inbound {
-			topic = "sms.outbound"
-			m.FromAddr, m.ToAddr = schemas.String("1234"), schemas.String(fmt.Sprintf("+2783%07d", i%20))
-			outIDs = append(outIDs, m.MessageID)
-		} else {
-			inIDs = append(inIDs, m.MessageID)
-		}
-		key := topology.InboundKey(m)
-		if topic == "sms.outbound" {
-			key = []byte(m.To())
-		}
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: encode(m)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// Both workers meet the unknown id, wait for the registry and say so;
-	// meanwhile nothing is handled, nothing goes to failures, and neither
-	// exits.
-	const stalled = "waiting to decode a record with an unknown schema id"
-	waitLog(t, app, stalled, 60*time.Second)
-	waitLog(t, transport, stalled, 60*time.Second)
 	adm := kadm.NewClient(cl)
 	count := func(topic string) int64 {
 		t.Helper()
@@ -157,23 +123,96 @@ workers:
 		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 		return n
 	}
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
-		if f, e, o := count("sms.failures"), count("sms.event"), count("sms.outbound"); f != 0 || e != 0 || o != outbound {
-			t.Fatalf("while the registry was down: %d failures, %d events, %d outbound records (want 0, 0, %d)", f, e, o, outbound)
-		}
-		for _, p := range []*process{app, transport} {
-			select {
-			case err := <-p.exited:
-				t.Fatalf("%v exited while waiting for the registry: %v\n%s", p.cmd.Args, err, p.stderr.String())
-			default:
+
+	// produce writes inbound and outbound records with the version that
+	// has extra fields (all null).
+	var inIDs, outIDs []string
+	produce := func(extra, inbound, outbound int) {
+		t.Helper()
+		for i := range inbound + outbound {
+			m := schemas.NewUserMessage()
+			m.TransportName = schemas.String("sms")
+			user := fmt.Sprintf("+2783%07d", i%20)
+			m.Content = schemas.String(fmt.Sprintf("message %d", i))
+			topic, key := "sms.inbound", []byte(user)
+			m.FromAddr, m.ToAddr = schemas.String(user), schemas.String("1234")
+			if i >= inbound {
+				topic = "sms.outbound"
+				m.FromAddr, m.ToAddr = schemas.String("1234"), schemas.String(user)
+				outIDs = append(outIDs, m.MessageID)
+			} else {
+				inIDs = append(inIDs, m.MessageID)
+			}
+			v, err := codecs.UserMessage.Encode(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			binary.BigEndian.PutUint32(v[1:5], uint32(newIDs[extra]))
+			v = append(v, make([]byte, extra)...) // each extra field null (union branch 0)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: v}).FirstErr(); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}
+	// held checks, for a few seconds, that the workers hold what they
+	// cannot decode: nothing in failures, no event, no reply, no exit.
+	held := func(events, outbound int64) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+			if f, e, o := count("sms.failures"), count("sms.event"), count("sms.outbound"); f != 0 || e != events || o != outbound {
+				t.Fatalf("while the registry was down: %d failures, %d events, %d outbound records (want 0, %d, %d)", f, e, o, events, outbound)
+			}
+			for _, p := range []*process{app, transport} {
+				select {
+				case err := <-p.exited:
+					t.Fatalf("%v exited while waiting for the registry: %v\n%s", p.cmd.Args, err, p.stderr.String())
+				default:
+				}
+			}
+		}
+	}
+	const stalled = "waiting to decode a record with an unknown schema id"
 
-	// The registry comes back: every record is handled, once.
+	// First outage: the workers wait, then are stopped and started again
+	// while the registry is still down.
+	reg.stop()
+	produce(1, 100, 40)
+	waitLog(t, app, stalled, 60*time.Second)
+	waitLog(t, transport, stalled, 60*time.Second)
+	held(0, 40)
+	app.stop(t)
+	transport.stop(t)
+	if f, e := count("sms.failures"), count("sms.event"); f != 0 || e != 0 {
+		t.Fatalf("stopping while waiting: %d failures, %d events", f, e)
+	}
+	app = start(t, bin, workerEnv, "worker", "-c", cfgFile, "echo")
+	transport = start(t, bin, workerEnv, "worker", "-c", cfgFile, "devnull")
+	waitLog(t, app, "schema registry unreachable; waiting", 60*time.Second)
+	waitLog(t, transport, "schema registry unreachable; waiting", 60*time.Second)
+	reg = startRegistry(t, kafka, regPort)
+	waitLog(t, app, "deployment running", 60*time.Second)
+	waitLog(t, transport, "deployment running", 60*time.Second)
+	// devnull publishes an ack and a delivery report per message: for the
+	// 100 replies and our 40 outbound.
+	const firstEvents = 2 * (100 + 40)
+	for count("sms.event") < firstEvents {
+		if ctx.Err() != nil {
+			t.Fatalf("after the first outage only %d events", count("sms.event"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Second outage, another new version: the running workers wait and
+	// go on by themselves when the registry is back.
+	reg.stop()
+	produce(2, 60, 20)
+	waitLog(t, app, stalled, 60*time.Second)
+	waitLog(t, transport, stalled, 60*time.Second)
+	held(firstEvents, 40+100+20)
 	startRegistry(t, kafka, regPort)
 	waitLog(t, app, "schema registry reachable again", 60*time.Second)
 	waitLog(t, transport, "schema registry reachable again", 60*time.Second)
+	const inbound, outbound = 100 + 60, 40 + 20
 	reader, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics("sms.outbound", "sms.event", "sms.failures", "vumi.status"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {

@@ -31,10 +31,24 @@ type registryWaiter struct {
 // The wait is logged, counted in the worker's registry_stalled figure, and
 // reported as a degraded status (component schema_registry).
 func (b *Base) RegistryWait(ctx context.Context) context.Context {
+	return schemas.WaitForRegistry(ctx, b.registryWaiter())
+}
+
+func (b *Base) registryWaiter() *registryWaiter {
 	b.waiterOnce.Do(func() {
 		b.waiter = &registryWaiter{b: b, stalled: map[uint32]int{}, lastLog: map[uint32]time.Time{}}
 	})
-	return schemas.WaitForRegistry(ctx, b.waiter)
+	return b.waiter
+}
+
+// RegistryWaitInProcessor is RegistryWait for a goka callback: the context
+// is the callback's, and once the processor is stopping every decode under
+// it fails as if the registry were unavailable (see
+// schemas.WaitForRegistryUntilStopped), so DecodeFailedInProcessor holds the
+// record: goka commits by position, and a record handled after one left
+// waiting would commit the partition past it.
+func (b *Base) RegistryWaitInProcessor(g goka.Context) context.Context {
+	return schemas.WaitForRegistryUntilStopped(g.Context(), b.registryWaiter())
 }
 
 // How often a decode still waiting for the registry says so again.

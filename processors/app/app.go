@@ -340,7 +340,7 @@ func (a *App) onInbound(g goka.Context, v any) {
 	defer a.timed("inbound.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWait(g.Context()), raw, &m); err != nil {
+	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWaitInProcessor(g), raw, &m); err != nil {
 		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeUserMessage, raw, err)
 		return
 	}
@@ -378,7 +378,7 @@ func (a *App) onEvent(g goka.Context, v any) {
 	defer a.timed("event.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var e schemas.Event
-	if err := a.Deps.Codecs.Event.DecodeContext(a.RegistryWait(g.Context()), raw, &e); err != nil {
+	if err := a.Deps.Codecs.Event.DecodeContext(a.RegistryWaitInProcessor(g), raw, &e); err != nil {
 		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeEvent, raw, err)
 		return
 	}

@@ -485,7 +485,7 @@ func (d *Dispatcher) onInbound(g goka.Context, v any) {
 	connector := d.inbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWait(g.Context()), raw, &m); err != nil {
+	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWaitInProcessor(g), raw, &m); err != nil {
 		d.DecodeFailedInProcessor(g, connector, schemas.TypeUserMessage, raw, err)
 		return
 	}
@@ -503,7 +503,7 @@ func (d *Dispatcher) onEvent(g goka.Context, v any) {
 	connector := d.events[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var e schemas.Event
-	if err := d.Deps.Codecs.Event.DecodeContext(d.RegistryWait(g.Context()), raw, &e); err != nil {
+	if err := d.Deps.Codecs.Event.DecodeContext(d.RegistryWaitInProcessor(g), raw, &e); err != nil {
 		d.DecodeFailedInProcessor(g, connector, schemas.TypeEvent, raw, err)
 		return
 	}
@@ -521,7 +521,7 @@ func (d *Dispatcher) onOutbound(g goka.Context, v any) {
 	connector := d.outbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWait(g.Context()), raw, &m); err != nil {
+	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWaitInProcessor(g), raw, &m); err != nil {
 		d.DecodeFailedInProcessor(g, connector, schemas.TypeUserMessage, raw, err)
 		return
 	}

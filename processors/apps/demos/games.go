@@ -144,7 +144,7 @@ func (a *gameApp) run(ctx context.Context) error {
 func (a *gameApp) onInbound(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWait(g.Context()), raw, &m); err != nil {
+	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWaitInProcessor(g), raw, &m); err != nil {
 		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeUserMessage, raw, err)
 		return
 	}
@@ -167,7 +167,7 @@ func (a *gameApp) onInbound(g goka.Context, v any) {
 func (a *gameApp) onLobby(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWait(g.Context()), raw, &m); err != nil {
+	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWaitInProcessor(g), raw, &m); err != nil {
 		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeUserMessage, raw, err)
 		return
 	}

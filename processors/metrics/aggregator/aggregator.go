@@ -74,11 +74,12 @@ type Aggregator struct {
 	Now func() time.Time
 	// Count, if set, receives the worker's figures (heartbeats).
 	Count func(name string, n int64)
-	// WaitRegistry, if set, wraps the context of decoding a datapoint so
+	// WaitRegistry, if set, gives the context of decoding a datapoint, so
 	// that an unknown schema id met while the registry is down waits for
-	// it (worker.Base.RegistryWait); Hold then leaves a datapoint whose
-	// wait ended with the processor unconsumed (worker.Base.HoldInProcessor).
-	WaitRegistry func(context.Context) context.Context
+	// it (worker.Base.RegistryWaitInProcessor); Hold then leaves a
+	// datapoint whose wait ended with the processor unconsumed
+	// (worker.Base.HoldInProcessor).
+	WaitRegistry func(goka.Context) context.Context
 	Hold         func(goka.Context, error)
 }
 
@@ -113,7 +114,7 @@ func (a *Aggregator) onDatapoint(ctx goka.Context, v any) {
 	var dp schemas.MetricDatapoint
 	dctx := ctx.Context()
 	if a.WaitRegistry != nil {
-		dctx = a.WaitRegistry(dctx)
+		dctx = a.WaitRegistry(ctx)
 	}
 	if err := a.Datapoints.DecodeContext(dctx, raw, &dp); err != nil {
 		if schemas.IsRegistryUnavailable(err) && a.Hold != nil {
@@ -229,7 +230,7 @@ func (w *Worker) New(b *worker.Base) *Aggregator {
 		Stats:      w.stats,
 		Count:      b.Count,
 
-		WaitRegistry: b.RegistryWait,
+		WaitRegistry: b.RegistryWaitInProcessor,
 		Hold:         b.HoldInProcessor,
 	}
 }
