@@ -41,14 +41,19 @@ func (b *Base) registryWaiter() *registryWaiter {
 	return b.waiter
 }
 
-// RegistryWaitInProcessor is RegistryWait for a goka callback: the context
-// is the callback's, and once the processor is stopping every decode under
-// it fails as if the registry were unavailable (see
-// schemas.WaitForRegistryUntilStopped), so DecodeFailedInProcessor holds the
-// record: goka commits by position, and a record handled after one left
-// waiting would commit the partition past it.
+// RegistryWaitInProcessor is RegistryWait for a goka callback (its
+// context is the callback's). Once the processor has held a record of this
+// partition (HoldInProcessor: it stopped while waiting), every later decode
+// of the partition fails as if the registry were unavailable (see
+// schemas.WaitForRegistryUntilStopped), so DecodeFailedInProcessor holds
+// those records too: goka commits by position, and a record handled after
+// a held one would commit the partition past it.
 func (b *Base) RegistryWaitInProcessor(g goka.Context) context.Context {
-	return schemas.WaitForRegistryUntilStopped(g.Context(), b.registryWaiter())
+	ctx := g.Context()
+	if _, held := b.heldRuns.Load(ctx); held {
+		return schemas.WaitForRegistryUntilStopped(ctx, b.registryWaiter())
+	}
+	return schemas.WaitForRegistry(ctx, b.registryWaiter())
 }
 
 // How often a decode still waiting for the registry says so again.
@@ -120,6 +125,9 @@ func (w *registryWaiter) status(level schemas.StatusLevel, typ, msg string, deta
 // stopped): the processor stops with err and the record is processed
 // again when it runs next. Nothing goes to failures.
 func (b *Base) HoldInProcessor(g goka.Context, err error) {
+	// The callbacks of one partition processor run share its context:
+	// remember that this run has held a record.
+	b.heldRuns.Store(g.Context(), struct{}{})
 	b.Log.Warn("record left unconsumed for the next run", "topic", string(g.Topic()), "partition", g.Partition(), "offset", g.Offset(), "error", err)
 	g.DeferCommit()(fmt.Errorf("record left unconsumed: %w", err))
 }
