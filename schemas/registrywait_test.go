@@ -263,3 +263,40 @@ func TestDecodeWhileStopping(t *testing.T) {
 		t.Errorf("known id, running: %v", err)
 	}
 }
+
+// FuzzSchemaByIDAnswer feeds arbitrary registry answers (status and body)
+// to the schema lookup: it returns a schema or an error, never panics, and
+// a 404 is never taken for an outage.
+func FuzzSchemaByIDAnswer(f *testing.F) {
+	f.Add(200, []byte(`{"schema":"\"string\""}`))
+	f.Add(200, []byte(`{"schema":"\"string\"","schemaType":"PROTOBUF"}`))
+	f.Add(404, []byte(`{"error_code":40403,"message":"Schema not found"}`))
+	f.Add(503, []byte(`<html>down</html>`))
+	f.Add(200, []byte(`{"schema":`))
+	var mu sync.Mutex
+	var status int
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	f.Fuzz(func(t *testing.T, code int, b []byte) {
+		if code < 200 || code > 599 {
+			return
+		}
+		mu.Lock()
+		status, body = code, b
+		mu.Unlock()
+		c := NewRegistryClient(srv.URL, RegistryClientOptions{Timeout: 5 * time.Second})
+		text, err := c.SchemaByID(context.Background(), 1)
+		if err == nil && (code != 200 || text == "") {
+			t.Fatalf("status %d: schema %q without an error", code, text)
+		}
+		if code == 404 && IsRegistryUnavailable(err) {
+			t.Fatalf("a 404 taken for an outage: %v", err)
+		}
+	})
+}
