@@ -329,13 +329,15 @@ func (tr *Transport) connectOnce(ctx context.Context) (loggedIn bool, err error)
 	pongs := make(chan string, 4)
 	readErr := make(chan error, 1)
 	readDone := make(chan struct{})
-	// publishing is set while the reader waits for Kafka to take an
-	// inbound message: it reads nothing meanwhile (backpressure), so an
-	// unanswered ping then says nothing about the server.
-	var publishing atomic.Bool
+	// busy counts the inbound messages the reader has started to publish
+	// (odd while it waits for Kafka to take one): it reads nothing
+	// meanwhile (backpressure), so an unanswered ping says nothing about
+	// the server until the reader has caught up with what was sent
+	// before the answer.
+	var busy atomic.Int64
 	go func() {
 		defer close(readDone)
-		readErr <- tr.readLoop(connCtx, c, pongs, &publishing)
+		readErr <- tr.readLoop(connCtx, c, pongs, &busy)
 	}()
 	// Whatever ends this connection, the reader finishes (publishing what
 	// it was handling) before we return.
@@ -346,6 +348,7 @@ func (tr *Transport) connectOnce(ctx context.Context) (loggedIn bool, err error)
 	ping := time.NewTicker(tr.cfg.PingInterval.D())
 	defer ping.Stop()
 	outstanding := ""
+	var busyAtPing int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -361,14 +364,17 @@ func (tr *Transport) connectOnce(ctx context.Context) (loggedIn bool, err error)
 				return true, err
 			}
 		case <-ping.C:
-			if publishing.Load() {
-				// Not reading: the answer may be waiting unread.
+			if b := busy.Load(); outstanding != "" && (b%2 == 1 || b != busyAtPing) {
+				// The reader was publishing since the ping went out:
+				// the answer may be waiting unread behind messages.
+				busyAtPing = b
 				continue
 			}
 			if outstanding != "" {
 				return true, errors.New("keep-alive ping not answered within ping_interval")
 			}
 			outstanding = tr.nextID("ping")
+			busyAtPing = busy.Load()
 			if err := c.send(iq("get", tr.cfg.jid.Bare(), outstanding, "<ping xmlns='"+nsPing+"'/>")); err != nil {
 				return true, err
 			}
@@ -401,8 +407,8 @@ func presenceStanza(status, message string) string {
 // published before the next stanza is read: while Kafka is slow or
 // unreachable the reader waits (retrying until the connection ends), so
 // what the server sends waits unread in the socket instead of in memory.
-// publishing is set while it waits.
-func (tr *Transport) readLoop(ctx context.Context, c *conn, pongs chan<- string, publishing *atomic.Bool) error {
+// busy is incremented when a publish starts and again when it ends.
+func (tr *Transport) readLoop(ctx context.Context, c *conn, pongs chan<- string, busy *atomic.Int64) error {
 	for {
 		st, err := c.next()
 		if err != nil {
@@ -410,9 +416,9 @@ func (tr *Transport) readLoop(ctx context.Context, c *conn, pongs chan<- string,
 		}
 		switch st.XMLName.Local {
 		case "message":
-			publishing.Store(true)
+			busy.Add(1)
 			tr.handleMessage(ctx, st)
-			publishing.Store(false)
+			busy.Add(1)
 		case "presence":
 			if err := tr.handlePresence(c, st); err != nil {
 				return err
