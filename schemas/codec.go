@@ -167,15 +167,22 @@ func (c *Codec[T]) Decode(b []byte, v *T) error {
 }
 
 // DecodeContext is Decode with a context for the registry lookup of a
-// writer schema not seen before.
+// writer schema not seen before. When that lookup fails because the
+// registry is unavailable, the error wraps ErrRegistryUnavailable; under a
+// context from WaitForRegistry the lookup is retried until it succeeds or
+// the context ends.
 func (c *Codec[T]) DecodeContext(ctx context.Context, b []byte, v *T) error {
+	if err := stopped(ctx); err != nil {
+		return fmt.Errorf("decode %s: %w", c.kind.Name, err)
+	}
 	id, err := SchemaID(b)
 	if err != nil {
 		return fmt.Errorf("decode %s: %w", c.kind.Name, err)
 	}
 	schema, ok := (*c.readers.Load())[id]
 	if !ok {
-		if schema, err = c.resolve(ctx, id); err != nil {
+		schema, err = lookupWaiting(ctx, id, func() (avro.Schema, error) { return c.resolve(ctx, id) })
+		if err != nil {
 			return fmt.Errorf("decode %s: schema id %d: %w", c.kind.Name, id, err)
 		}
 	}

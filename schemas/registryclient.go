@@ -2,8 +2,12 @@ package schemas
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +20,12 @@ import (
 // after warm-up no call reaches the network.
 type RegistryClient struct {
 	client *srclient.SchemaRegistryClient
+	// Schema lookups by id use their own request, which honours the
+	// caller's context and keeps the HTTP status (srclient's GetSchema
+	// does neither): an outage must be told from "no such schema".
+	url        string
+	hc         *http.Client
+	user, pass string
 
 	mu         sync.RWMutex
 	registered map[[2]string]int // (subject, schema) -> id
@@ -46,7 +56,8 @@ func NewRegistryClient(url string, opts RegistryClientOptions) *RegistryClient {
 	if opts.Username != "" {
 		c.SetCredentials(opts.Username, opts.Password)
 	}
-	return &RegistryClient{client: c, registered: map[[2]string]int{}, byID: map[int]string{}}
+	return &RegistryClient{client: c, url: strings.TrimRight(url, "/"), hc: hc, user: opts.Username, pass: opts.Password,
+		registered: map[[2]string]int{}, byID: map[int]string{}}
 }
 
 // Register implements Registry.
@@ -72,7 +83,10 @@ func (r *RegistryClient) Register(ctx context.Context, subject, schema string) (
 	return s.ID(), nil
 }
 
-// SchemaByID implements Registry.
+// SchemaByID implements Registry. An error wraps ErrRegistryUnavailable
+// when the registry could not answer (unreachable, timed out, 5xx, 408,
+// 429, or 401/403: credentials are the deployment's problem, not the
+// record's); 404 and other answers are definitive.
 func (r *RegistryClient) SchemaByID(ctx context.Context, id int) (string, error) {
 	r.mu.RLock()
 	text, ok := r.byID[id]
@@ -81,14 +95,65 @@ func (r *RegistryClient) SchemaByID(ctx context.Context, id int) (string, error)
 		return text, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", fmt.Errorf("schema registry: schema id %d: %w: not asked (%w)", id, ErrRegistryUnavailable, err)
 	}
-	s, err := r.client.GetSchema(id)
+	text, err := r.fetchSchema(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("schema registry: schema id %d: %w", id, err)
 	}
 	r.mu.Lock()
-	r.byID[id] = s.Schema()
+	r.byID[id] = text
 	r.mu.Unlock()
-	return s.Schema(), nil
+	return text, nil
+}
+
+// fetchSchema is GET /schemas/ids/{id}.
+func (r *RegistryClient) fetchSchema(ctx context.Context, id int) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/schemas/ids/"+strconv.Itoa(id), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", "application/vnd.schemaregistry.v1+json, application/json")
+	if r.user != "" {
+		req.SetBasicAuth(r.user, r.pass)
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrRegistryUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return "", fmt.Errorf("%w: reading the answer: %w", ErrRegistryUnavailable, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Code    int    `json:"error_code"`
+			Message string `json:"message"`
+		}
+		msg := resp.Status
+		if json.Unmarshal(body, &e) == nil && e.Message != "" {
+			msg = fmt.Sprintf("%s: %s (error code %d)", resp.Status, e.Message, e.Code)
+		}
+		switch c := resp.StatusCode; {
+		case c >= 500, c == http.StatusRequestTimeout, c == http.StatusTooManyRequests,
+			c == http.StatusUnauthorized, c == http.StatusForbidden:
+			return "", fmt.Errorf("%w: %s", ErrRegistryUnavailable, msg)
+		default:
+			return "", fmt.Errorf("registry answered %s", msg)
+		}
+	}
+	var s struct {
+		Schema     string `json:"schema"`
+		SchemaType string `json:"schemaType"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil || s.Schema == "" {
+		// A proxy's error page with a 200, or a registry mid-restart:
+		// not an answer about the schema.
+		return "", fmt.Errorf("%w: the answer is not a schema (%d bytes)", ErrRegistryUnavailable, len(body))
+	}
+	if s.SchemaType != "" && s.SchemaType != "AVRO" {
+		return "", fmt.Errorf("schema id %d is a %s schema, not Avro", id, s.SchemaType)
+	}
+	return s.Schema, nil
 }

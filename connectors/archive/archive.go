@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -305,10 +304,13 @@ func (s *state) add(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
 		msg MessageRow
 		ev  EventRow
 	)
+	// A writer schema not seen before, met while the registry is down,
+	// waits for the registry: the partition is held, nothing is skipped.
+	dctx := s.b.RegistryWait(ctx)
 	decode := func() error {
 		if p.info.kind == KindEvent {
 			var e schemas.Event
-			if err := s.a.deps.Codecs.Event.DecodeContext(ctx, r.Value, &e); err != nil {
+			if err := s.a.deps.Codecs.Event.DecodeContext(dctx, r.Value, &e); err != nil {
 				return err
 			}
 			row, err := eventRow(&e, r.Partition, r.Offset)
@@ -316,7 +318,7 @@ func (s *state) add(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
 			return err
 		}
 		var m schemas.UserMessage
-		if err := s.a.deps.Codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
+		if err := s.a.deps.Codecs.UserMessage.DecodeContext(dctx, r.Value, &m); err != nil {
 			return err
 		}
 		row, err := messageRow(&m, r.Partition, r.Offset)
@@ -324,27 +326,14 @@ func (s *state) add(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
 		return err
 	}
 	err = decode()
-	// A writer schema the registry could not be asked for is worth a few
-	// more tries before the record goes to failures (as a temporary
-	// failure, with its raw bytes, so it can be replayed).
-	for delay := 200 * time.Millisecond; err != nil && isRegistryError(err) && delay <= time.Second; delay *= 2 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		err = decode()
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		cause := fmt.Errorf("archiver: undecodable record: %w", err)
-		if isRegistryError(err) {
-			cause = worker.Temporary(cause)
-		} else {
-			cause = worker.Permanent(cause)
+		if schemas.IsRegistryUnavailable(err) {
+			return err // not the record's fault: left unarchived and uncommitted
 		}
+		cause := worker.Permanent(fmt.Errorf("archiver: undecodable record: %w", err))
 		s.b.Count("undecodable", 1)
 		if ferr := s.b.SendFailure(ctx, p.info.transport, s.b.FailureFor(r, nil, "", cause)); ferr != nil {
 			return fmt.Errorf("undecodable record %s/%d@%d not sent to failures: %w", r.Topic, r.Partition, r.Offset, ferr)
@@ -380,12 +369,6 @@ func (s *state) add(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
 		return s.roll(ctx, cl, tpKey{r.Topic, r.Partition}, p)
 	}
 	return nil
-}
-
-// isRegistryError reports whether a decode error came from asking the
-// schema registry for a writer schema rather than from the record's bytes.
-func isRegistryError(err error) bool {
-	return strings.Contains(err.Error(), "schema registry")
 }
 
 // roll finishes every open file of a partition, then commits its offsets.

@@ -194,7 +194,13 @@ func (c *Collector) Run(ctx context.Context) error {
 		points = points[:0]
 		for _, r := range recs {
 			var a schemas.MetricAggregate
-			if err := c.deps.Codecs.MetricAggregate.DecodeContext(ctx, r.Value, &a); err != nil {
+			if err := c.deps.Codecs.MetricAggregate.DecodeContext(b.RegistryWait(ctx), r.Value, &a); err != nil {
+				if schemas.IsRegistryUnavailable(err) {
+					// Stopped while waiting for the registry: nothing
+					// of this poll is committed.
+					cl.AllowRebalance()
+					return nil
+				}
 				b.Count("aggregates_undecodable", 1)
 				b.Log.Warn("undecodable aggregate skipped", "partition", r.Partition, "offset", r.Offset, "error", err)
 				continue

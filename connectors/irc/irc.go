@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vumi-kafka/vumi/connectors/tcpclient"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/endpoint"
 	"github.com/vumi-kafka/vumi/internal/worker"
@@ -379,7 +380,11 @@ func (tr *Transport) connectOnce(ctx context.Context) (signedOn bool, err error)
 			if !ok {
 				continue
 			}
-			if err := tr.publishInbound(pub, s, m); err != nil {
+			// Published before the next line is read: while Kafka is
+			// slow or unreachable the reader waits (retrying until the
+			// transport stops), so what the server sends waits unread in
+			// the socket instead of in memory.
+			if err := tr.publishInbound(ctx, s, m); err != nil {
 				tr.t.Log.Error("cannot publish inbound message", "from_addr", m.Sender, "error", err)
 			}
 		}
@@ -454,8 +459,15 @@ func inboundMessage(m Message, server, transportName, transportType string) *sch
 	return out
 }
 
+// publishInbound publishes an IRC message, retrying while Kafka is
+// unreachable until ctx ends; each attempt is bounded
+// (tcpclient.PublishContext).
 func (tr *Transport) publishInbound(ctx context.Context, s *session, m Message) error {
-	return tr.t.PublishMessage(ctx, inboundMessage(m, s.server, tr.cfg.TransportName, tr.cfg.TransportType))
+	in := inboundMessage(m, s.server, tr.cfg.TransportName, tr.cfg.TransportType)
+	return tcpclient.Publish(ctx, tr.t.Log, "the IRC server", "inbound message not published", func(pctx context.Context) error {
+		m2 := *in // the same message_id on every attempt
+		return tr.t.PublishMessage(pctx, &m2)
+	})
 }
 
 // outboundTarget decides where a message goes and what text it carries,

@@ -42,6 +42,7 @@ func startNgircd(t *testing.T, port int) *chattest.Process {
 	MaxNickLength = 30
 	PingTimeout = 120
 	PongTimeout = 20
+	MaxConnectionsIP = 0
 [Options]
 	PAM = no
 	Ident = no

@@ -131,6 +131,9 @@ type Transport struct {
 	// polling is Run's context: a message waiting for the rate limit
 	// gives up when it is cancelled (and is consumed again later).
 	polling context.Context
+	// waiting is what a decode waiting for the schema registry waits
+	// under: Run's context, interrupted when partitions are revoked.
+	waiting *interruptible
 
 	// pending holds one slot per publish in progress (the cap is its
 	// capacity); maxPending is the most ever held at once.
@@ -156,6 +159,7 @@ func New(deps *topology.Deps, spec *topology.WorkerSpec, cfg *Config) (*Transpor
 		inbound: deps.Names.Inbound(cfg.TransportName),
 		event:   deps.Names.Event(cfg.TransportName),
 		polling: context.Background(),
+		waiting: newInterruptible(context.Background()),
 		pending: make(chan struct{}, n),
 	}
 	if cfg.RateLimitCount > 0 {
@@ -328,10 +332,17 @@ func (t *Transport) Run(ctx context.Context, h Handler) error {
 	topic := t.Deps.Names.Outbound(t.cfg.TransportName)
 	group := t.Deps.Names.Prefix + "transport." + t.cfg.TransportName
 	tr := newTracker()
+	t.waiting = newInterruptible(ctx) // before the client: revoked uses it
+	defer t.waiting.close()
 	var cl *kgo.Client
 	// A revoked partition's messages in flight finish and are committed
 	// before another instance takes it over.
 	revoked := func(rctx context.Context, c *kgo.Client, _ map[string][]int32) {
+		// A message waiting for the schema registry would hold the
+		// rebalance for as long as the registry is down: it stops
+		// waiting and is left for redelivery (Run then stops, and is
+		// restarted).
+		t.waiting.interrupt()
 		tr.waitIdle()
 		t.commit(rctx, c, tr)
 	}
@@ -623,7 +634,14 @@ func (tr *tracker) ready() map[string]map[int32]kgo.EpochOffset {
 // publishing the failure itself is returned.
 func (t *Transport) handle(ctx context.Context, h Handler, r *kgo.Record) error {
 	var m schemas.UserMessage
-	if err := t.Deps.Codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
+	// A schema id not seen before, met while the registry is down, waits
+	// for the registry (holding this lane and so the partition's offset)
+	// until Run stops or partitions are revoked; only then is the record
+	// left for redelivery (and Run stops with ErrRedeliver).
+	if err := t.Deps.Codecs.UserMessage.DecodeContext(t.RegistryWait(t.waiting.context()), r.Value, &m); err != nil {
+		if schemas.IsRegistryUnavailable(err) {
+			return fmt.Errorf("%w: %w", ErrRedeliver, err)
+		}
 		t.Log.Error("undecodable outbound record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", err)
 		return t.SendFailure(ctx, r, nil, worker.Permanent(err))
 	}
@@ -672,6 +690,43 @@ func (t *Transport) callHandler(ctx context.Context, h Handler, m *schemas.UserM
 		}
 	}()
 	return h.HandleOutbound(ctx, m)
+}
+
+// interruptible is a context derived from a parent that can be cancelled
+// on its own and then replaced by a fresh one.
+type interruptible struct {
+	parent context.Context
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newInterruptible(parent context.Context) *interruptible {
+	i := &interruptible{parent: parent}
+	i.ctx, i.cancel = context.WithCancel(parent)
+	return i
+}
+
+func (i *interruptible) context() context.Context {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.ctx
+}
+
+// interrupt cancels the current context (what waits under it stops) and
+// makes a fresh one for what comes next.
+func (i *interruptible) interrupt() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.cancel()
+	i.ctx, i.cancel = context.WithCancel(i.parent)
+}
+
+// close cancels the current context for good.
+func (i *interruptible) close() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.cancel()
 }
 
 // limiter lets n calls through per fixed window.

@@ -24,6 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vumi-kafka/vumi/connectors/tcpclient"
 	"github.com/vumi-kafka/vumi/connectors/transport"
 	"github.com/vumi-kafka/vumi/internal/worker"
 	"github.com/vumi-kafka/vumi/schemas"
@@ -328,9 +329,15 @@ func (tr *Transport) connectOnce(ctx context.Context) (loggedIn bool, err error)
 	pongs := make(chan string, 4)
 	readErr := make(chan error, 1)
 	readDone := make(chan struct{})
+	// busy counts the inbound messages the reader has started to publish
+	// (odd while it waits for Kafka to take one): it reads nothing
+	// meanwhile (backpressure), so an unanswered ping says nothing about
+	// the server until the reader has caught up with what was sent
+	// before the answer.
+	var busy atomic.Int64
 	go func() {
 		defer close(readDone)
-		readErr <- tr.readLoop(pub, c, pongs)
+		readErr <- tr.readLoop(connCtx, c, pongs, &busy)
 	}()
 	// Whatever ends this connection, the reader finishes (publishing what
 	// it was handling) before we return.
@@ -341,6 +348,7 @@ func (tr *Transport) connectOnce(ctx context.Context) (loggedIn bool, err error)
 	ping := time.NewTicker(tr.cfg.PingInterval.D())
 	defer ping.Stop()
 	outstanding := ""
+	var busyAtPing int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -356,10 +364,17 @@ func (tr *Transport) connectOnce(ctx context.Context) (loggedIn bool, err error)
 				return true, err
 			}
 		case <-ping.C:
+			if b := busy.Load(); outstanding != "" && (b%2 == 1 || b != busyAtPing) {
+				// The reader was publishing since the ping went out:
+				// the answer may be waiting unread behind messages.
+				busyAtPing = b
+				continue
+			}
 			if outstanding != "" {
 				return true, errors.New("keep-alive ping not answered within ping_interval")
 			}
 			outstanding = tr.nextID("ping")
+			busyAtPing = busy.Load()
 			if err := c.send(iq("get", tr.cfg.jid.Bare(), outstanding, "<ping xmlns='"+nsPing+"'/>")); err != nil {
 				return true, err
 			}
@@ -388,8 +403,12 @@ func presenceStanza(status, message string) string {
 	return s + "</presence>"
 }
 
-// readLoop handles incoming stanzas until the stream ends.
-func (tr *Transport) readLoop(ctx context.Context, c *conn, pongs chan<- string) error {
+// readLoop handles incoming stanzas until the stream ends. A message is
+// published before the next stanza is read: while Kafka is slow or
+// unreachable the reader waits (retrying until the connection ends), so
+// what the server sends waits unread in the socket instead of in memory.
+// busy is incremented when a publish starts and again when it ends.
+func (tr *Transport) readLoop(ctx context.Context, c *conn, pongs chan<- string, busy *atomic.Int64) error {
 	for {
 		st, err := c.next()
 		if err != nil {
@@ -397,7 +416,9 @@ func (tr *Transport) readLoop(ctx context.Context, c *conn, pongs chan<- string)
 		}
 		switch st.XMLName.Local {
 		case "message":
-			tr.handleMessage(ctx, c, st)
+			busy.Add(1)
+			tr.handleMessage(ctx, st)
+			busy.Add(1)
 		case "presence":
 			if err := tr.handlePresence(c, st); err != nil {
 				return err
@@ -491,12 +512,20 @@ func inboundMessage(st *stanza, ownBare, transportName, transportType string) *s
 	return m
 }
 
-func (tr *Transport) handleMessage(ctx context.Context, c *conn, st *stanza) {
+// handleMessage publishes a chat message, retrying while Kafka is
+// unreachable until ctx (the connection) ends; each attempt is bounded
+// (tcpclient.PublishContext), and one still running when the connection
+// ends finishes first.
+func (tr *Transport) handleMessage(ctx context.Context, st *stanza) {
 	m := inboundMessage(st, tr.cfg.jid.Bare(), tr.cfg.TransportName, tr.cfg.TransportType)
 	if m == nil {
 		return
 	}
-	if err := tr.t.PublishMessage(ctx, m); err != nil {
+	err := tcpclient.Publish(ctx, tr.t.Log, "the XMPP server", "inbound message not published", func(pctx context.Context) error {
+		m2 := *m // the same message_id on every attempt
+		return tr.t.PublishMessage(pctx, &m2)
+	})
+	if err != nil {
 		tr.t.Log.Error("cannot publish inbound message", "from_addr", m.From(), "error", err)
 	}
 }

@@ -93,6 +93,12 @@ type Base struct {
 	instance string
 	started  time.Time
 	figures  sync.Map // name -> *atomic.Int64
+
+	waiterOnce sync.Once
+	waiter     *registryWaiter
+	// heldRuns holds the contexts of goka partition processor runs that
+	// left a record unconsumed (HoldInProcessor); they are all ended.
+	heldRuns sync.Map
 }
 
 // NewBase builds the shared plumbing of one worker. The client it makes is

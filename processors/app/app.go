@@ -340,8 +340,8 @@ func (a *App) onInbound(g goka.Context, v any) {
 	defer a.timed("inbound.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
-		a.FailInProcessor(g, a.cfg.TransportName, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWaitInProcessor(g), raw, &m); err != nil {
+		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeUserMessage, raw, err)
 		return
 	}
 	a.Count("inbound", 1)
@@ -378,8 +378,8 @@ func (a *App) onEvent(g goka.Context, v any) {
 	defer a.timed("event.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var e schemas.Event
-	if err := a.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
-		a.FailInProcessor(g, a.cfg.TransportName, nil, schemas.TypeEvent, raw, worker.Permanent(err))
+	if err := a.Deps.Codecs.Event.DecodeContext(a.RegistryWaitInProcessor(g), raw, &e); err != nil {
+		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeEvent, raw, err)
 		return
 	}
 	a.Count("event."+e.Status(), 1)

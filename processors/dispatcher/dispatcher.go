@@ -485,8 +485,8 @@ func (d *Dispatcher) onInbound(g goka.Context, v any) {
 	connector := d.inbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := d.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
-		d.FailInProcessor(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWaitInProcessor(g), raw, &m); err != nil {
+		d.DecodeFailedInProcessor(g, connector, schemas.TypeUserMessage, raw, err)
 		return
 	}
 	in, err := d.Stack.Inbound(g.Context(), &m, d.mw(middleware.Consume, connector))
@@ -503,8 +503,8 @@ func (d *Dispatcher) onEvent(g goka.Context, v any) {
 	connector := d.events[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var e schemas.Event
-	if err := d.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
-		d.FailInProcessor(g, connector, nil, schemas.TypeEvent, raw, worker.Permanent(err))
+	if err := d.Deps.Codecs.Event.DecodeContext(d.RegistryWaitInProcessor(g), raw, &e); err != nil {
+		d.DecodeFailedInProcessor(g, connector, schemas.TypeEvent, raw, err)
 		return
 	}
 	in, err := d.Stack.Event(g.Context(), &e, d.mw(middleware.Consume, connector))
@@ -521,8 +521,8 @@ func (d *Dispatcher) onOutbound(g goka.Context, v any) {
 	connector := d.outbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := d.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
-		d.FailInProcessor(g, connector, nil, schemas.TypeUserMessage, raw, worker.Permanent(err))
+	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWaitInProcessor(g), raw, &m); err != nil {
+		d.DecodeFailedInProcessor(g, connector, schemas.TypeUserMessage, raw, err)
 		return
 	}
 	in, err := d.Stack.Outbound(g.Context(), &m, d.mw(middleware.Consume, connector))

@@ -255,7 +255,11 @@ func (w *Worker) nextDelay(delay float64) float64 {
 func (w *Worker) onFailure(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var f schemas.Failure
-	if err := w.Deps.Codecs.Failure.DecodeContext(g.Context(), raw, &f); err != nil {
+	if err := w.Deps.Codecs.Failure.DecodeContext(w.RegistryWaitInProcessor(g), raw, &f); err != nil {
+		if schemas.IsRegistryUnavailable(err) {
+			w.HoldInProcessor(g, err)
+			return
+		}
 		w.Log.Error("undecodable failure record; skipped", "offset", g.Offset(), "error", err)
 		return
 	}

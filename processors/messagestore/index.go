@@ -288,6 +288,9 @@ func (ix *Index) apply(t *txn, r *Record, results map[string]tagpool.Result) (bo
 	case SourceInbound, SourceOutbound:
 		var m schemas.UserMessage
 		if err := ix.codecs.UserMessage.DecodeContext(t.ctx, r.Value, &m); err != nil {
+			if schemas.IsRegistryUnavailable(err) {
+				return false, err // not the record's fault: the batch is not applied
+			}
 			return false, nil //nolint:nilerr // undecodable: skipped
 		}
 		dir := DirInbound
@@ -297,7 +300,11 @@ func (ix *Index) apply(t *txn, r *Record, results map[string]tagpool.Result) (bo
 		return true, ix.addMessage(t, dir, &m, r.Value)
 	case SourceEvent:
 		var e schemas.Event
-		if err := ix.codecs.Event.DecodeContext(t.ctx, r.Value, &e); err != nil || e.EventID == "" || e.UserMessageID == "" {
+		err := ix.codecs.Event.DecodeContext(t.ctx, r.Value, &e)
+		if schemas.IsRegistryUnavailable(err) {
+			return false, err
+		}
+		if err != nil || e.EventID == "" || e.UserMessageID == "" {
 			return false, nil //nolint:nilerr // undecodable: skipped
 		}
 		return true, ix.addEvent(t, &e, r.Value)
@@ -432,6 +439,9 @@ func (ix *Index) addMessage(t *txn, dir string, m *schemas.UserMessage, raw []by
 		}
 		var e schemas.Event
 		if err := ix.codecs.Event.DecodeContext(t.ctx, se.Raw, &e); err != nil {
+			if schemas.IsRegistryUnavailable(err) {
+				return err
+			}
 			continue
 		}
 		for _, b := range sm.Batches {

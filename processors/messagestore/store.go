@@ -231,7 +231,9 @@ func (s *Store) consume(ctx context.Context, only map[string]bool, until kadm.Li
 			}
 		})
 		if len(recs) > 0 {
-			results, skipped, err := s.ix.Apply(ctx, recs)
+			// An unknown schema id met while the registry is down waits
+			// for it (nothing is skipped from the index meanwhile).
+			results, skipped, err := s.ix.Apply(s.RegistryWait(ctx), recs)
 			if err != nil {
 				return err
 			}

@@ -214,7 +214,10 @@ func (r *Relay) mw(p middleware.Phase) middleware.Context {
 
 func (r *Relay) relayMessage(ctx context.Context, rec *kgo.Record) {
 	var m schemas.UserMessage
-	if err := r.Deps.Codecs.UserMessage.DecodeContext(ctx, rec.Value, &m); err != nil {
+	if err := r.Deps.Codecs.UserMessage.DecodeContext(r.RegistryWait(ctx), rec.Value, &m); err != nil {
+		if schemas.IsRegistryUnavailable(err) {
+			return // stopping while the registry is down: left uncommitted
+		}
 		r.fail(ctx, rec, nil, schemas.TypeUserMessage, worker.Permanent(fmt.Errorf("undecodable record: %w", err)))
 		return
 	}
@@ -260,7 +263,10 @@ func (r *Relay) relayMessage(ctx context.Context, rec *kgo.Record) {
 // in Vumi.
 func (r *Relay) relayEvent(ctx context.Context, rec *kgo.Record) {
 	var e schemas.Event
-	if err := r.Deps.Codecs.Event.DecodeContext(ctx, rec.Value, &e); err != nil {
+	if err := r.Deps.Codecs.Event.DecodeContext(r.RegistryWait(ctx), rec.Value, &e); err != nil {
+		if schemas.IsRegistryUnavailable(err) {
+			return // stopping while the registry is down: left uncommitted
+		}
 		r.fail(ctx, rec, nil, schemas.TypeEvent, worker.Permanent(fmt.Errorf("undecodable record: %w", err)))
 		return
 	}

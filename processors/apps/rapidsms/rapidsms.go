@@ -303,7 +303,10 @@ func (r *Relay) mw(p middleware.Phase) middleware.Context {
 
 func (r *Relay) relay(ctx context.Context, rec *kgo.Record) {
 	var m schemas.UserMessage
-	if err := r.Deps.Codecs.UserMessage.DecodeContext(ctx, rec.Value, &m); err != nil {
+	if err := r.Deps.Codecs.UserMessage.DecodeContext(r.RegistryWait(ctx), rec.Value, &m); err != nil {
+		if schemas.IsRegistryUnavailable(err) {
+			return // stopping while the registry is down: left uncommitted
+		}
 		r.fail(ctx, rec, nil, worker.Permanent(fmt.Errorf("undecodable record: %w", err)))
 		return
 	}

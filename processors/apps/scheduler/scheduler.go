@@ -225,7 +225,7 @@ func (s *scheduler) run(ctx context.Context) error {
 		fetches.EachError(func(t string, p int32, err error) {
 			s.Log.Warn("fetch error", "topic", t, "partition", p, "error", err)
 		})
-		fetches.EachRecord(s.apply)
+		fetches.EachRecord(func(r *kgo.Record) { s.apply(ctx, r) })
 	}
 }
 
@@ -268,13 +268,19 @@ func (s *scheduler) revoked(_ context.Context, _ *kgo.Client, m map[string][]int
 	}
 }
 
-// apply adds, replaces or (tombstone) removes a schedule.
-func (s *scheduler) apply(r *kgo.Record) {
+// apply adds, replaces or (tombstone) removes a schedule. A schedule
+// written with a schema id not seen before, met while the schema registry
+// is down, waits for the registry (nothing is committed here: every
+// assignment reads the topic again).
+func (s *scheduler) apply(ctx context.Context, r *kgo.Record) {
 	key := string(r.Key)
 	var e *entry
 	if r.Value != nil {
 		var m schemas.UserMessage
-		err := s.Deps.Codecs.UserMessage.Decode(r.Value, &m)
+		err := s.Deps.Codecs.UserMessage.DecodeContext(s.RegistryWait(ctx), r.Value, &m)
+		if schemas.IsRegistryUnavailable(err) {
+			return // stopping
+		}
 		if err == nil {
 			var at time.Time
 			var to []string

@@ -74,6 +74,13 @@ type Aggregator struct {
 	Now func() time.Time
 	// Count, if set, receives the worker's figures (heartbeats).
 	Count func(name string, n int64)
+	// WaitRegistry, if set, gives the context of decoding a datapoint, so
+	// that an unknown schema id met while the registry is down waits for
+	// it (worker.Base.RegistryWaitInProcessor); Hold then leaves a
+	// datapoint whose wait ended with the processor unconsumed
+	// (worker.Base.HoldInProcessor).
+	WaitRegistry func(goka.Context) context.Context
+	Hold         func(goka.Context, error)
 }
 
 func (a *Aggregator) now() time.Time {
@@ -105,7 +112,15 @@ func (a *Aggregator) Table() goka.Table { return goka.GroupTable(a.Group) }
 func (a *Aggregator) onDatapoint(ctx goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var dp schemas.MetricDatapoint
-	if err := a.Datapoints.DecodeContext(ctx.Context(), raw, &dp); err != nil {
+	dctx := ctx.Context()
+	if a.WaitRegistry != nil {
+		dctx = a.WaitRegistry(ctx)
+	}
+	if err := a.Datapoints.DecodeContext(dctx, raw, &dp); err != nil {
+		if schemas.IsRegistryUnavailable(err) && a.Hold != nil {
+			a.Hold(ctx, err)
+			return
+		}
 		a.Stats.Invalid.Inc()
 		a.count("datapoints_invalid", 1)
 		a.Log.Warn("undecodable datapoint dropped", "key", ctx.Key(), "partition", ctx.Partition(), "offset", ctx.Offset(), "error", err)
@@ -214,6 +229,9 @@ func (w *Worker) New(b *worker.Base) *Aggregator {
 		Log:        b.Log,
 		Stats:      w.stats,
 		Count:      b.Count,
+
+		WaitRegistry: b.RegistryWaitInProcessor,
+		Hold:         b.HoldInProcessor,
 	}
 }
 
