@@ -140,7 +140,12 @@ func (s *Store) TTL() time.Duration { return s.ttl }
 // ctx ends.
 func (s *Store) Run(ctx context.Context) error {
 	defer func() { _ = s.em.Finish() }()
-	v, err := s.base.NewView(goka.Table(s.topic), new(gokacodec.Bytes))
+	// Auto-reconnect: a view that loses Kafka keeps its local copy and
+	// reconnects, instead of stopping itself; goka closes a stopping
+	// view's partitions without a lock, which raced with lookups here
+	// (TestSafaricomKafkaDown under -race). It now stops only through
+	// viewCtx, after detach.
+	v, err := s.base.NewView(goka.Table(s.topic), new(gokacodec.Bytes), goka.WithViewAutoReconnect())
 	if err != nil {
 		return err
 	}
