@@ -32,11 +32,16 @@ const (
 	GokaCloseTimeout = 10 * time.Second
 )
 
+// GokaLinger is how long a goka producer waits for more records to batch.
+const GokaLinger = time.Millisecond
+
 // GokaProducerOpts are the franz-go settings of a goka producer, added
 // after the cluster's own (seeds, TLS, SASL, client id): acks=all with
-// idempotent writes (franz-go's default), no linger (records go out as soon
-// as a produce request can be sent, as sarama's 1 ms flush did, without
-// its one request in flight), Kafka's murmur2 key partitioning (the
+// idempotent writes (franz-go's default), a 1 ms linger (as sarama's 1 ms
+// flush had, without its one request in flight: with no linger every emit
+// at low load was a produce request of its own, and the end-to-end
+// benchmark at 2,000 msgs/s spent 920 instead of 700 µs of CPU per
+// message, for 1 ms less median latency), Kafka's murmur2 key partitioning (the
 // partition goka's kafka.KafkaHasher expects), retries and a delivery
 // timeout like the workers' own producers, and bounded buffering.
 //
@@ -52,7 +57,7 @@ func GokaProducerOpts() []kgo.Opt {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.AllowIdempotentProduceCancellation(),
 		kgo.RecordPartitioner(GokaPartitioner()),
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(GokaLinger),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.RecordRetries(10),
 		kgo.RecordDeliveryTimeout(GokaRecordTimeout),

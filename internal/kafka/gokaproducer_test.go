@@ -186,7 +186,7 @@ func TestCheckGokaHasher(t *testing.T) {
 }
 
 // TestGokaProducerSettings: the producer's client has the settings the
-// semantics rely on: acks=all, idempotent, no linger, a delivery timeout,
+// semantics rely on: acks=all, idempotent, a short linger, a delivery timeout,
 // bounded buffering.
 func TestGokaProducerSettings(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
@@ -204,8 +204,8 @@ func TestGokaProducerSettings(t *testing.T) {
 	if v := cl.OptValue(kgo.AllowIdempotentProduceCancellation).(bool); !v {
 		t.Error("records in flight to a broker that never answers would never fail")
 	}
-	if v := cl.OptValue(kgo.ProducerLinger).(time.Duration); v != 0 {
-		t.Errorf("linger %v, want 0", v)
+	if v := cl.OptValue(kgo.ProducerLinger).(time.Duration); v != GokaLinger || v > 5*time.Millisecond {
+		t.Errorf("linger %v, want %v (at most a few ms: USSD latency)", v, GokaLinger)
 	}
 	if v := cl.OptValue(kgo.RecordDeliveryTimeout).(time.Duration); v != GokaRecordTimeout {
 		t.Errorf("delivery timeout %v, want %v", v, GokaRecordTimeout)
