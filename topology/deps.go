@@ -115,7 +115,7 @@ func (d *Deps) KafkaOpts(clientID string) []kgo.Opt {
 // GokaProducerBuilder returns the producer builder of goka processors and
 // emitters: a franz-go client per producer with the cluster's settings
 // (KafkaOpts(clientID): seeds, TLS, SASL, client id, hooks) and
-// kafka.GokaProducerOpts (acks=all, idempotent, no linger, murmur2 key
+// kafka.GokaProducerOpts (acks=all, idempotent, 1 ms linger, murmur2 key
 // partitioning, bounded buffering). It replaces sarama's producer, whose
 // idempotence needs one request in flight per broker; goka's consumers
 // stay on sarama (SaramaConfig). extra overrides (tests).

@@ -13,7 +13,7 @@ import (
 // NewProcessor builds a goka processor with the project's settings: the
 // deployment's brokers and sarama config for consuming (modern protocol),
 // a franz-go producer (topology.Deps.GokaProducerBuilder: acks=all,
-// idempotent, no linger), Kafka's murmur2 key hashing so goka and franz-go
+// idempotent, 1 ms linger), Kafka's murmur2 key hashing so goka and franz-go
 // put a key on the same partition, table storage under the state
 // directory, and goka's logs through slog. Topics are created by the topology beforehand.
 //
