@@ -49,6 +49,12 @@ func decodeJSONValue(b []byte) (any, error) {
 	if v, i, ok := parseValue(b, skipWS(b, 0), 0); ok && skipWS(b, i) == len(b) {
 		return v, nil // the common case, without reflection (metadata_fast.go)
 	}
+	return decodeJSONSlow(b)
+}
+
+// decodeJSONSlow is decodeJSONValue through encoding/json, for what the
+// fast path does not take (and the errors of invalid JSON).
+func decodeJSONSlow(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any

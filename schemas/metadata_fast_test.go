@@ -1,10 +1,7 @@
 package schemas
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"reflect"
 	"testing"
 )
@@ -112,20 +109,6 @@ func FuzzMetadataText(f *testing.F) {
 			}
 		}
 	})
-}
-
-// decodeJSONSlow is decodeJSONValue without its fast path.
-func decodeJSONSlow(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after JSON value")
-	}
-	return v, nil
 }
 
 // FuzzDecodeJSONValue: with its fast path, decodeJSONValue accepts and
