@@ -293,13 +293,8 @@ func (s *batchedStore) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		// Keep serving what we have, but refuse further writes: the
-		// processor fails and rebuilds from the changelog.
-		for k, e := range writing {
-			if _, newer := s.pending[k]; !newer {
-				s.pending[k] = e
-			}
-		}
+		// Every later call fails with this error: the processor fails
+		// and its local copy is rebuilt from the changelog.
 		s.err = fmt.Errorf("table storage: write batch: %w", err)
 	}
 	s.flushing = nil
