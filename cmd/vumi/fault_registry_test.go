@@ -62,6 +62,27 @@ func (r *registryServer) stop() {
 	_ = r.reg.Close()
 }
 
+// writeRegistryFaultConfig writes the deployment of the registry fault
+// tests into dir: the broker at kafka, a registry on 127.0.0.1:regPort
+// (started by the test when it wants it up), sms.inbound external, and
+// workers (YAML list items). It returns the file's path.
+func writeRegistryFaultConfig(t *testing.T, dir, kafka string, regPort int, workers string) string {
+	t.Helper()
+	cfgFile := filepath.Join(dir, "vumi.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`cluster:
+  kafka: {brokers: [%s]}
+  schema_registry: {url: "http://127.0.0.1:%d"}
+  state_dir: %s
+  partitions: 2
+  topics:
+    sms.inbound: {external: true}
+workers:
+%s`, kafka, regPort, filepath.Join(dir, "state"), workers)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgFile
+}
+
 // TestSchemaRegistryDown: the workers start while the schema registry is
 // down and wait for it (they neither exit nor run without schemas); once
 // it is up, messages flow. Then the registry goes down mid-run: the
@@ -75,18 +96,7 @@ func TestSchemaRegistryDown(t *testing.T) {
 	kafkaPort, regPort := freePort(t), freePort(t)
 	kafka := fmt.Sprintf("127.0.0.1:%d", kafkaPort)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "vumi.yaml")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`cluster:
-  kafka: {brokers: [%s]}
-  schema_registry: {url: "http://127.0.0.1:%d"}
-  state_dir: %s
-  partitions: 2
-  topics:
-    sms.inbound: {external: true}
-workers:
-%s`, kafka, regPort, filepath.Join(dir, "state"), echoDevnullWorkers)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeRegistryFaultConfig(t, dir, kafka, regPort, echoDevnullWorkers)
 	broker := start(t, bin, nil, "broker", "-no-registry", "-data-dir", filepath.Join(dir, "data"), "-kafka-port", fmt.Sprint(kafkaPort))
 	app := start(t, bin, workerEnv, "worker", "-c", cfgFile, "echo")
 

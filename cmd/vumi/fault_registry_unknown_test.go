@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -53,16 +52,7 @@ func TestUnknownSchemaIDWhileRegistryDown(t *testing.T) {
 	kafkaPort, regPort := freePort(t), freePort(t)
 	kafka := fmt.Sprintf("127.0.0.1:%d", kafkaPort)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "vumi.yaml")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`cluster:
-  kafka: {brokers: [%s]}
-  schema_registry: {url: "http://127.0.0.1:%d"}
-  state_dir: %s
-  partitions: 2
-  topics:
-    sms.inbound: {external: true}
-workers:
-  - name: echo
+	cfgFile := writeRegistryFaultConfig(t, dir, kafka, regPort, `  - name: echo
     kind: echo
     transport_name: sms
     publish_status: true
@@ -73,9 +63,7 @@ workers:
     failure_rate: 0
     reply_rate: 0
     publish_status: true
-`, kafka, regPort, filepath.Join(dir, "state"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	broker := start(t, bin, nil, "broker", "-no-registry", "-data-dir", filepath.Join(dir, "data"), "-kafka-port", fmt.Sprint(kafkaPort))
 	app := start(t, bin, workerEnv, "worker", "-c", cfgFile, "echo")
 	transport := start(t, bin, workerEnv, "worker", "-c", cfgFile, "devnull")
