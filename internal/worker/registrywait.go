@@ -143,3 +143,16 @@ func (b *Base) DecodeFailedInProcessor(g goka.Context, connector, msgType string
 	}
 	b.FailInProcessor(g, connector, nil, msgType, raw, Permanent(err))
 }
+
+// DecodeInProcessor decodes raw, the value of the record a goka callback
+// handles, into out, waiting for the schema registry as
+// RegistryWaitInProcessor says. It reports false when raw did not decode;
+// the record has then been dealt with (DecodeFailedInProcessor: held, or
+// sent to <connector>.failures as msgType).
+func DecodeInProcessor[T any](b *Base, g goka.Context, c *schemas.Codec[T], raw []byte, out *T, connector, msgType string) bool {
+	if err := c.DecodeContext(b.RegistryWaitInProcessor(g), raw, out); err != nil {
+		b.DecodeFailedInProcessor(g, connector, msgType, raw, err)
+		return false
+	}
+	return true
+}

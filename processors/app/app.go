@@ -340,8 +340,7 @@ func (a *App) onInbound(g goka.Context, v any) {
 	defer a.timed("inbound.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWaitInProcessor(g), raw, &m); err != nil {
-		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeUserMessage, raw, err)
+	if !worker.DecodeInProcessor(a.Base, g, a.Deps.Codecs.UserMessage, raw, &m, a.cfg.TransportName, schemas.TypeUserMessage) {
 		return
 	}
 	a.Count("inbound", 1)
@@ -378,8 +377,7 @@ func (a *App) onEvent(g goka.Context, v any) {
 	defer a.timed("event.handle_time", time.Now())
 	raw, _ := v.([]byte)
 	var e schemas.Event
-	if err := a.Deps.Codecs.Event.DecodeContext(a.RegistryWaitInProcessor(g), raw, &e); err != nil {
-		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeEvent, raw, err)
+	if !worker.DecodeInProcessor(a.Base, g, a.Deps.Codecs.Event, raw, &e, a.cfg.TransportName, schemas.TypeEvent) {
 		return
 	}
 	a.Count("event."+e.Status(), 1)

@@ -485,8 +485,7 @@ func (d *Dispatcher) onInbound(g goka.Context, v any) {
 	connector := d.inbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWaitInProcessor(g), raw, &m); err != nil {
-		d.DecodeFailedInProcessor(g, connector, schemas.TypeUserMessage, raw, err)
+	if !worker.DecodeInProcessor(d.Base, g, d.Deps.Codecs.UserMessage, raw, &m, connector, schemas.TypeUserMessage) {
 		return
 	}
 	in, err := d.Stack.Inbound(g.Context(), &m, d.mw(middleware.Consume, connector))
@@ -503,8 +502,7 @@ func (d *Dispatcher) onEvent(g goka.Context, v any) {
 	connector := d.events[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var e schemas.Event
-	if err := d.Deps.Codecs.Event.DecodeContext(d.RegistryWaitInProcessor(g), raw, &e); err != nil {
-		d.DecodeFailedInProcessor(g, connector, schemas.TypeEvent, raw, err)
+	if !worker.DecodeInProcessor(d.Base, g, d.Deps.Codecs.Event, raw, &e, connector, schemas.TypeEvent) {
 		return
 	}
 	in, err := d.Stack.Event(g.Context(), &e, d.mw(middleware.Consume, connector))
@@ -521,8 +519,7 @@ func (d *Dispatcher) onOutbound(g goka.Context, v any) {
 	connector := d.outbound[string(g.Topic())]
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := d.Deps.Codecs.UserMessage.DecodeContext(d.RegistryWaitInProcessor(g), raw, &m); err != nil {
-		d.DecodeFailedInProcessor(g, connector, schemas.TypeUserMessage, raw, err)
+	if !worker.DecodeInProcessor(d.Base, g, d.Deps.Codecs.UserMessage, raw, &m, connector, schemas.TypeUserMessage) {
 		return
 	}
 	in, err := d.Stack.Outbound(g.Context(), &m, d.mw(middleware.Consume, connector))

@@ -144,8 +144,7 @@ func (a *gameApp) run(ctx context.Context) error {
 func (a *gameApp) onInbound(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWaitInProcessor(g), raw, &m); err != nil {
-		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeUserMessage, raw, err)
+	if !worker.DecodeInProcessor(a.Base, g, a.Deps.Codecs.UserMessage, raw, &m, a.cfg.TransportName, schemas.TypeUserMessage) {
 		return
 	}
 	in, err := a.Stack.Inbound(g.Context(), &m, middleware.Context{Phase: middleware.Consume, Connector: a.cfg.TransportName, Worker: a.Name})
@@ -167,8 +166,7 @@ func (a *gameApp) onInbound(g goka.Context, v any) {
 func (a *gameApp) onLobby(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(a.RegistryWaitInProcessor(g), raw, &m); err != nil {
-		a.DecodeFailedInProcessor(g, a.cfg.TransportName, schemas.TypeUserMessage, raw, err)
+	if !worker.DecodeInProcessor(a.Base, g, a.Deps.Codecs.UserMessage, raw, &m, a.cfg.TransportName, schemas.TypeUserMessage) {
 		return
 	}
 	l := &lobby{}
