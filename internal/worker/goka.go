@@ -17,16 +17,19 @@ import (
 // put a key on the same partition, table storage under the state
 // directory, and goka's logs through slog. Topics are created by the topology beforehand.
 //
-// extra options are applied last (goka.WithTester in unit tests).
+// extra options are applied last (goka.WithTester in unit tests). Visit the
+// processor's table with VisitAll, never goka's own VisitAll (see
+// visitGuard).
 func (b *Base) NewProcessor(g *goka.GroupGraph, extra ...goka.ProcessorOption) (*goka.Processor, error) {
 	cfg := b.Deps.SaramaConfig(b.Name)
+	guard := newVisitGuard()
 	tm := goka.NewTopicManagerConfig()
 	tm.Table.Replication = max(b.Deps.Cluster.ReplicationFactor, 1)
 	tm.Stream.Replication = max(b.Deps.Cluster.ReplicationFactor, 1)
 	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
 	opts := []goka.ProcessorOption{
 		goka.WithProducerBuilder(b.Deps.GokaProducerBuilder(b.Name + ".goka")),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg)),
+		goka.WithConsumerGroupBuilder(guardedGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg), guard)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
 		goka.WithStorageBuilder(b.tableStorage()),
@@ -38,6 +41,7 @@ func (b *Base) NewProcessor(g *goka.GroupGraph, extra ...goka.ProcessorOption) (
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: goka processor: %w", b.Name, err)
 	}
+	registerGuard(p, guard)
 	return p, nil
 }
 

@@ -430,7 +430,7 @@ func (d *Dispatcher) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	if _, ok := d.router.(Sweeper); !ok {
 		return 0, nil
 	}
-	return p.VisitAllWithStats(ctx, VisitSweep, now)
+	return worker.VisitAll(ctx, p, VisitSweep, now)
 }
 
 func (d *Dispatcher) sweepEvery(ctx context.Context, p *goka.Processor, every time.Duration) {
@@ -445,6 +445,9 @@ func (d *Dispatcher) sweepEvery(ctx context.Context, p *goka.Processor, every ti
 			return
 		case now := <-t.C:
 			n, err := d.Sweep(ctx, now)
+			if errors.Is(err, goka.ErrVisitAborted) {
+				continue // a rebalance: the next tick sweeps the new assignment
+			}
 			if err != nil && ctx.Err() == nil {
 				d.Log.Warn("table sweep failed", "error", err)
 				continue

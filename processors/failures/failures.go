@@ -202,7 +202,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			case <-runCtx.Done():
 				return
 			case <-t.C:
-				if err := p.VisitAll(runCtx, visitDeliver, nil); err != nil && runCtx.Err() == nil {
+				if _, err := worker.VisitAll(runCtx, p, visitDeliver, nil); err != nil && runCtx.Err() == nil {
 					w.Log.Debug("retry delivery visit", "error", err)
 				}
 			}

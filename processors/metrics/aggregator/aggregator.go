@@ -185,7 +185,7 @@ func (a *Aggregator) onClose(ctx goka.Context, meta any) {
 // Tick closes the windows due at now in every partition p owns; it returns
 // once every visit is done.
 func (a *Aggregator) Tick(ctx context.Context, p *goka.Processor, now time.Time) error {
-	n, err := p.VisitAllWithStats(ctx, VisitClose, now)
+	n, err := worker.VisitAll(ctx, p, VisitClose, now)
 	if err == nil {
 		a.Stats.Metrics.Set(float64(n))
 	}
