@@ -342,3 +342,7 @@ func skipWS(b []byte, i int) int {
 	}
 	return i
 }
+
+// AppendJSONString appends s as a JSON string, quoted and escaped exactly
+// as encoding/json does.
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }

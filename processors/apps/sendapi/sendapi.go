@@ -165,14 +165,16 @@ func Kind() *topology.Kind {
 	}
 }
 
-// Record is what the API keeps about a message it sent.
+// Record is what the API keeps about a message it sent. Its JSON (the
+// table's value and the status answer) has events before status: an
+// event is added by splicing (see addEvent), without decoding the record.
 type Record struct {
 	MessageID     string        `json:"message_id"`
 	TransportName string        `json:"transport_name"`
 	ToAddr        string        `json:"to_addr"`
 	Submitted     string        `json:"submitted_at"`
-	Status        string        `json:"status"`
 	Events        []EventRecord `json:"events"`
+	Status        string        `json:"status"`
 }
 
 // EventRecord is one event about a message.
@@ -487,9 +489,7 @@ func (a *API) onSend(g goka.Context, v any) {
 		a.wake(g.Key())
 		return
 	}
-	rec := Record{MessageID: m.MessageID, TransportName: m.Transport(), ToAddr: m.To(), Submitted: schemas.FormatVumiTime(m.Timestamp), Status: "submitted", Events: []EventRecord{}}
-	b, _ := json.Marshal(rec)
-	g.SetValue(b)
+	g.SetValue(newRecordJSON(m.MessageID, m.Transport(), m.To(), schemas.FormatVumiTime(m.Timestamp)))
 	// goka has written the record to this partition's local table
 	// (synchronously; the changelog follows): the request waiting for it
 	// can answer, and a status query here reads it with Processor.Get.
@@ -509,11 +509,6 @@ func (a *API) onEvent(g goka.Context, v any) {
 	if cur == nil {
 		return // not one of ours
 	}
-	var rec Record
-	if err := json.Unmarshal(cur, &rec); err != nil {
-		a.Log.Error("corrupt record", "message_id", e.UserMessageID, "error", err)
-		return
-	}
 	er := EventRecord{EventType: string(e.EventType), Timestamp: schemas.FormatVumiTime(e.Timestamp)}
 	if e.DeliveryStatus != nil {
 		er.DeliveryStatus = string(*e.DeliveryStatus)
@@ -524,9 +519,11 @@ func (a *API) onEvent(g goka.Context, v any) {
 	if e.SentMessageID != nil {
 		er.SentMessageID = *e.SentMessageID
 	}
-	rec.Events = append(rec.Events, er)
-	rec.Status = statusAfter(rec.Status, &e)
-	b, _ := json.Marshal(rec)
+	b, err := addEvent(cur, &er, &e)
+	if err != nil {
+		a.Log.Error("corrupt record", "message_id", e.UserMessageID, "error", err)
+		return
+	}
 	g.SetValue(b)
 }
 
