@@ -54,7 +54,7 @@ type session struct {
 	handler  requestHandler
 	respWait time.Duration
 
-	wmu sync.Mutex // serialises writes
+	w *pdu.Writer // coalesces concurrent writes
 
 	mu      sync.Mutex
 	seq     sequencer
@@ -69,6 +69,7 @@ type session struct {
 func newSession(conn net.Conn, bindType string, window int, respWait time.Duration, log *slog.Logger, h requestHandler) *session {
 	return &session{
 		conn: conn, log: log, bindType: bindType, handler: h, respWait: respWait,
+		w:       pdu.NewWriter(conn, 10*time.Second),
 		window:  make(chan struct{}, window),
 		pending: map[uint32]chan pdu.PDU{},
 		closed:  make(chan struct{}),
@@ -98,11 +99,7 @@ func (s *session) Err() error {
 }
 
 func (s *session) write(p pdu.PDU) error {
-	b := pdu.Encode(p)
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	_ = s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := s.conn.Write(b); err != nil {
+	if err := s.w.Write(p); err != nil {
 		s.close(fmt.Errorf("write %s: %w", p.Head().ID, err))
 		return ErrSessionClosed
 	}

@@ -1,6 +1,7 @@
 package pdu
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -263,19 +264,24 @@ func Decode(b []byte) (PDU, error) {
 	return p, nil
 }
 
-// Reader reads PDUs from a stream.
+// Reader reads PDUs from a stream. It reads ahead (a window of PDUs
+// usually arrives in one segment, and is read with one system call
+// instead of two per PDU), so it must be the stream's only reader.
 type Reader struct {
-	r   io.Reader
+	r   *bufio.Reader
 	max int
 	buf []byte
 }
+
+// readAhead is the Reader's buffer: a window of short-message PDUs.
+const readAhead = 32 << 10
 
 // NewReader reads PDUs from r, refusing a command_length above max (0: MaxLen).
 func NewReader(r io.Reader, max int) *Reader {
 	if max <= 0 {
 		max = MaxLen
 	}
-	return &Reader{r: r, max: max}
+	return &Reader{r: bufio.NewReaderSize(r, readAhead), max: max}
 }
 
 // FrameError is a command_length that makes the stream unreadable: the

@@ -197,7 +197,7 @@ func (s *SMSC) accept() {
 		if err != nil {
 			return
 		}
-		c := &conn{s: s, nc: nc, pending: map[uint32]chan pdu.PDU{}, done: make(chan struct{})}
+		c := &conn{s: s, nc: nc, w: pdu.NewWriter(nc, 10*time.Second), pending: map[uint32]chan pdu.PDU{}, done: make(chan struct{})}
 		s.mu.Lock()
 		s.conns[c] = true
 		s.mu.Unlock()
@@ -214,9 +214,9 @@ func (s *SMSC) accept() {
 
 // conn is one ESME connection.
 type conn struct {
-	s   *SMSC
-	nc  net.Conn
-	wmu sync.Mutex
+	s  *SMSC
+	nc net.Conn
+	w  *pdu.Writer
 
 	mu       sync.Mutex
 	systemID string
@@ -247,12 +247,7 @@ func (c *conn) canReceive() bool {
 }
 
 func (c *conn) write(p pdu.PDU) error {
-	b := pdu.Encode(p)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := c.nc.Write(b)
-	return err
+	return c.w.Write(p)
 }
 
 // respond writes a response after the configured delay.
