@@ -63,6 +63,10 @@ type KafkaConfig struct {
 	SASL     SASLConfig `yaml:"sasl"`
 	// DialTimeout for broker connections; default 10s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// Compression of produced batches: none, gzip, snappy, lz4 or zstd.
+	// Default snappy for a cluster, none for the embedded broker (loopback:
+	// compressing only costs CPU on both ends).
+	Compression string `yaml:"compression"`
 }
 
 // TLSConfig enables TLS to the brokers.
@@ -143,6 +147,12 @@ func (c *ClusterConfig) defaults() {
 	if c.Kafka.DialTimeout == 0 {
 		c.Kafka.DialTimeout = 10 * time.Second
 	}
+	if c.Kafka.Compression == "" {
+		c.Kafka.Compression = "snappy"
+		if c.IsEmbedded() {
+			c.Kafka.Compression = "none"
+		}
+	}
 }
 
 var topicNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]*$`)
@@ -179,6 +189,11 @@ func (c *ClusterConfig) validate() error {
 	}
 	if !c.IsEmbedded() && c.SchemaRegistry.URL == "" {
 		bad("schema_registry.url", "is required when kafka.brokers is set (a real cluster needs a real registry)")
+	}
+	switch c.Kafka.Compression {
+	case "", "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		bad("kafka.compression", "%q is not none, gzip, snappy, lz4 or zstd", c.Kafka.Compression)
 	}
 	switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
 	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":

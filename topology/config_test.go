@@ -126,8 +126,15 @@ func TestLoadGood(t *testing.T) {
 	if got := cfg.Cluster.PartitionsOf("sms.inbound"); got != 6 {
 		t.Errorf("sms.inbound partitions = %d", got)
 	}
-	if cfg.Cluster.StateDir != "data/state" || !cfg.Cluster.IsEmbedded() {
-		t.Errorf("defaults: state dir %q embedded %v", cfg.Cluster.StateDir, cfg.Cluster.IsEmbedded())
+	if cfg.Cluster.StateDir != "data/state" || !cfg.Cluster.IsEmbedded() || cfg.Cluster.Kafka.Compression != "none" {
+		t.Errorf("defaults: state dir %q embedded %v compression %q", cfg.Cluster.StateDir, cfg.Cluster.IsEmbedded(), cfg.Cluster.Kafka.Compression)
+	}
+	ext, err := topology.Load("ext.yaml", []byte("cluster: {kafka: {brokers: [k:9092]}, schema_registry: {url: 'http://r:8081'}}\nworkers: [{name: a, kind: fake_app}]\n"), registry(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ext.Cluster.Kafka.Compression; got != "snappy" {
+		t.Errorf("compression to a cluster defaults to %q, want snappy", got)
 	}
 	// sms.inbound (6) and app-table (3) must be co-partitioned.
 	err = topology.BuildGraph(cfg).Validate()
@@ -150,6 +157,7 @@ func TestLoadErrors(t *testing.T) {
 		{"cluster bad partitions", "cluster: {partitions: -2}\nworkers: [{name: a, kind: fake_app}]\n", "cluster.partitions: must be at least 1, got -2"},
 		{"cluster registry required", "cluster: {kafka: {brokers: [k:9092]}}\nworkers: [{name: a, kind: fake_app}]\n", "cluster.schema_registry.url: is required"},
 		{"cluster sasl", "cluster: {kafka: {sasl: {mechanism: GSSAPI}}}\nworkers: [{name: a, kind: fake_app}]\n", `cluster.kafka.sasl.mechanism: "GSSAPI" is not PLAIN`},
+		{"compression", "cluster: {kafka: {compression: brotli}}\nworkers: [{name: a, kind: fake_app}]\n", `cluster.kafka.compression: "brotli" is not none, gzip, snappy, lz4 or zstd`},
 		{"tls not enabled", "cluster: {kafka: {tls: {ca_file: /ca.pem}}}\nworkers: [{name: a, kind: fake_app}]\n", "cluster.kafka.tls.enabled: TLS settings are given but tls.enabled is false"},
 		{"worker not mapping", "workers: [hello]\n", "line 1: key workers: each worker must be a mapping"},
 		{"worker no name", "workers:\n  - kind: fake_app\n", "line 2: key name: every worker needs a name"},

@@ -86,7 +86,8 @@ func buildTLS(c *TLSConfig) (*tls.Config, error) {
 }
 
 // KafkaOpts returns franz-go options for the cluster: seeds, client id,
-// TLS, SASL, acks=all with idempotent writes (franz-go's default).
+// TLS, SASL, batch compression, acks=all with idempotent writes
+// (franz-go's default).
 func (d *Deps) KafkaOpts(clientID string) []kgo.Opt {
 	k := &d.Cluster.Kafka
 	opts := []kgo.Opt{
@@ -94,6 +95,17 @@ func (d *Deps) KafkaOpts(clientID string) []kgo.Opt {
 		kgo.ClientID(k.ClientID + "." + clientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.DialTimeout(k.DialTimeout),
+	}
+	switch k.Compression {
+	case "none":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	case "gzip":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.GzipCompression()))
+	case "lz4":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	case "zstd":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	default: // snappy, franz-go's default
 	}
 	if d.tlsConfig != nil {
 		opts = append(opts, kgo.DialTLSConfig(d.tlsConfig.Clone()))

@@ -213,12 +213,14 @@ func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 
 // ClusterYAML is the cluster section of a deployment config on c: its
 // broker and registry, the partitions of every topic, a state dir and the
-// topics written from outside the deployment.
+// topics written from outside the deployment. Batches are not compressed,
+// as with `vumi run`'s embedded broker (loopback).
 func (c *Cluster) ClusterYAML(partitions int, stateDir string, external ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `cluster:
   kafka:
     brokers: [%s]
+    compression: none
   schema_registry:
     url: %s
   partitions: %d

@@ -10,6 +10,7 @@ func TestClusterYAML(t *testing.T) {
 	want := fmt.Sprintf(`cluster:
   kafka:
     brokers: [%s]
+    compression: none
   schema_registry:
     url: %s
   partitions: 2
@@ -24,6 +25,7 @@ func TestClusterYAML(t *testing.T) {
 	want = fmt.Sprintf(`cluster:
   kafka:
     brokers: [%s]
+    compression: none
   schema_registry:
     url: %s
   partitions: 4
