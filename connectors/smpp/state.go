@@ -15,6 +15,7 @@ import (
 	"github.com/lovoo/goka"
 	gokacodec "github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/kafka"
 	"github.com/vumi-kafka/vumi/internal/worker"
@@ -48,6 +49,7 @@ type table struct {
 	topic string
 	dir   string
 	deps  *topology.Deps
+	cl    *kgo.Client // looks the topic's end offsets up when the local copy opens
 	log   *slog.Logger
 	em    *goka.Emitter
 
@@ -72,7 +74,7 @@ type recentEntry struct {
 // entry is dropped then, so that later writes by other instances show).
 const overlayTTL = 30 * time.Second
 
-func newTable(deps *topology.Deps, worker, topic string, log *slog.Logger) (*table, error) {
+func newTable(deps *topology.Deps, cl *kgo.Client, worker, topic string, log *slog.Logger) (*table, error) {
 	full := deps.Names.Prefix + topic
 	em, err := goka.NewEmitter(deps.Brokers, goka.Stream(full), new(gokacodec.Bytes),
 		goka.WithEmitterProducerBuilder(deps.GokaProducerBuilder(worker+".table")),
@@ -83,7 +85,7 @@ func newTable(deps *topology.Deps, worker, topic string, log *slog.Logger) (*tab
 		return nil, fmt.Errorf("table %s: emitter: %w", full, err)
 	}
 	return &table{
-		topic: full, deps: deps, log: log.With("table", full), em: em,
+		topic: full, deps: deps, cl: cl, log: log.With("table", full), em: em,
 		dir:     filepath.Join(deps.StateDir(worker), "smpp"),
 		recent:  map[string]recentEntry{},
 		ready:   make(chan struct{}),
@@ -99,10 +101,13 @@ func (t *table) newView() (*goka.View, error) {
 	return goka.NewView(t.deps.Brokers, goka.Table(t.topic), new(gokacodec.Bytes),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
 		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, tm)),
-		goka.WithViewStorageBuilder(worker.TableStorage(t.dir)),
+		goka.WithViewStorageBuilder(worker.CheckedTableStorage(t.dir, t.cl, t.log)),
 		goka.WithViewHasher(kafka.KafkaHasher()),
 		goka.WithViewClientID(t.deps.Cluster.Kafka.ClientID+"."+t.topic+".view"),
 		goka.WithViewCallback(t.update),
+		// Kafka going away must not stop the view: goka would close its
+		// partitions under the lookups of the transport's handlers.
+		goka.WithViewAutoReconnect(),
 	)
 }
 
@@ -134,9 +139,11 @@ func (t *table) signal() {
 	t.changedMu.Unlock()
 }
 
-// run keeps the view up to date until ctx ends. A local copy that does not
-// match the topic (e.g. the broker's data was wiped) is deleted and
-// rebuilt from the topic.
+// run keeps the view up to date until ctx ends, through Kafka outages
+// (the view reconnects). A local copy ahead of its topic (the broker's
+// data was wiped) is deleted and rebuilt from the topic when it opens
+// (worker.CheckedTableStorage); if the view fails anyway, its local copy
+// is deleted and rebuilt, three times at most.
 func (t *table) run(ctx context.Context, sweepEvery time.Duration) error {
 	go t.sweep(ctx, sweepEvery)
 	var once sync.Once
@@ -155,14 +162,21 @@ func (t *table) run(ctx context.Context, sweepEvery time.Duration) error {
 			case <-ctx.Done():
 			}
 		}()
-		err = v.Run(ctx)
+		// At the end, lookups stop using the view (and the ones under way
+		// finish) before goka closes its partitions.
+		vctx, vcancel := context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ctx, func() { t.retire(v); vcancel() })
+		err = v.Run(vctx)
+		stop()
+		vcancel()
+		t.retire(v)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if attempt >= 3 {
 			return fmt.Errorf("table %s: %w", t.topic, err)
 		}
-		t.log.Warn("table's local copy does not match its topic; rebuilding it from the topic", "error", err, "dir", t.dir)
+		t.log.Warn("table's view failed; rebuilding its local copy from the topic", "error", err, "dir", t.dir)
 		if err := t.wipe(); err != nil {
 			return err
 		}
@@ -172,6 +186,15 @@ func (t *table) run(ctx context.Context, sweepEvery time.Duration) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// retire stops lookups from using v, once those under way are done.
+func (t *table) retire(v *goka.View) {
+	t.mu.Lock()
+	if t.view == v {
+		t.view = nil
+	}
+	t.mu.Unlock()
 }
 
 func (t *table) wipe() error {
@@ -262,18 +285,20 @@ func (t *table) Get(key string) ([]byte, bool, error) {
 	now := time.Now()
 	t.mu.RLock()
 	r, ok := t.recent[key]
-	v := t.view
-	t.mu.RUnlock()
 	if ok && now.Sub(r.written) < overlayTTL {
+		t.mu.RUnlock()
 		if r.value == nil || now.After(r.expires) {
 			return nil, false, nil
 		}
 		return r.value, true, nil
 	}
+	v := t.view
 	if v == nil {
+		t.mu.RUnlock()
 		return nil, false, errors.New("table not running")
 	}
-	raw, err := v.Get(key)
+	raw, err := v.Get(key) // under the lock: run retires the view before it closes
+	t.mu.RUnlock()
 	if err != nil {
 		return nil, false, fmt.Errorf("table %s: get %s: %w", t.topic, key, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/vumi-kafka/vumi/internal/broker"
 	"github.com/vumi-kafka/vumi/schemas"
 	"github.com/vumi-kafka/vumi/topology"
@@ -28,25 +30,8 @@ func BenchmarkDRLookup(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	br, err := broker.Start(ctx, broker.Config{DataDir: b.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.Close()
-	cluster := &topology.ClusterConfig{Kafka: topology.KafkaConfig{Brokers: []string{br.KafkaAddr()}}, Partitions: 4, StateDir: b.TempDir()}
-	cfg, err := topology.Load("bench.yaml", []byte(fmt.Sprintf("cluster:\n  kafka: {brokers: [%s]}\n  schema_registry: {url: %s}\n  partitions: 4\n  state_dir: %s\nworkers:\n  - {name: w, kind: smpp, transport_name: sms, system_id: a, password: b}\n",
-		br.KafkaAddr(), br.RegistryURL(), cluster.StateDir)), func() *topology.Registry { r := topology.NewRegistry(); r.Add(Kinds()...); return r }(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	deps, err := topology.NewDeps(&cfg.Cluster, []string{br.KafkaAddr()}, schemas.NewRegistryClient(br.RegistryURL(), schemas.RegistryClientOptions{}), nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := topology.Prepare(ctx, deps, topology.BuildGraph(cfg), slog.New(slog.DiscardHandler)); err != nil {
-		b.Fatal(err)
-	}
-	writer, err := newTable(deps, "writer", "sms"+tableMessageIDs, slog.New(slog.DiscardHandler))
+	deps, cl, _ := tableEnv(b, ctx)
+	writer, err := newTable(deps, cl, "writer", "sms"+tableMessageIDs, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +49,7 @@ func BenchmarkDRLookup(b *testing.B) {
 	}
 	_ = writer.close()
 	// A reader on another "instance": its own view, nothing in memory.
-	reader, err := newTable(deps, "reader", "sms"+tableMessageIDs, slog.New(slog.DiscardHandler))
+	reader, err := newTable(deps, cl, "reader", "sms"+tableMessageIDs, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,4 +78,34 @@ func BenchmarkDRLookup(b *testing.B) {
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap_MiB")
 	b.ReportMetric(float64(n), "ids")
 	_ = reader.close()
+}
+
+// tableEnv starts a broker with the topics of an SMPP transport named w
+// (transport_name sms, 4 partitions) and returns the deps and a client
+// for tables on it; all are closed when tb ends.
+func tableEnv(tb testing.TB, ctx context.Context) (*topology.Deps, *kgo.Client, *broker.Broker) {
+	tb.Helper()
+	br, err := broker.Start(ctx, broker.Config{DataDir: tb.TempDir(), KafkaPort: -1, RegistryPort: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = br.Close() })
+	cfg, err := topology.Load("tables.yaml", []byte(fmt.Sprintf("cluster:\n  kafka: {brokers: [%s]}\n  schema_registry: {url: %s}\n  partitions: 4\n  state_dir: %s\nworkers:\n  - {name: w, kind: smpp, transport_name: sms, system_id: a, password: b}\n",
+		br.KafkaAddr(), br.RegistryURL(), tb.TempDir())), func() *topology.Registry { r := topology.NewRegistry(); r.Add(Kinds()...); return r }(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deps, err := topology.NewDeps(&cfg.Cluster, []string{br.KafkaAddr()}, schemas.NewRegistryClient(br.RegistryURL(), schemas.RegistryClientOptions{}), nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := topology.Prepare(ctx, deps, topology.BuildGraph(cfg), slog.New(slog.DiscardHandler)); err != nil {
+		tb.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(br.KafkaAddr()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cl.Close)
+	return deps, cl, br
 }

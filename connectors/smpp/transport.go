@@ -98,7 +98,7 @@ func (tr *Transport) Run(ctx context.Context) error {
 	var stateWG sync.WaitGroup
 	stateErr := make(chan error, 4)
 	mk := func(suffix string) store {
-		tb, err2 := newTable(tr.deps, tr.spec.Name, tr.cfg.TransportName+suffix, tr.log)
+		tb, err2 := newTable(tr.deps, t.Client, tr.spec.Name, tr.cfg.TransportName+suffix, tr.log)
 		if err2 != nil {
 			err = err2
 			return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // tableStorage returns goka's LevelDB storage under the worker's state
@@ -33,6 +35,14 @@ func (b *Base) tableStorage() storage.Builder { return b.storageIn(b.Deps.StateD
 func (b *Base) viewStorage() storage.Builder { return b.storageIn(b.Deps.StateDir(b.Name) + "/views") }
 
 func (b *Base) storageIn(dir string) storage.Builder {
+	return CheckedTableStorage(dir, b.Client, b.Log)
+}
+
+// CheckedTableStorage is TableStorage checked against the table's topic at
+// open, as a Base's tables are (see tableStorage): a local copy ahead of
+// its topic is deleted and rebuilt from the topic. cl looks the topic's
+// end offsets up; log says when a copy is deleted.
+func CheckedTableStorage(dir string, cl *kgo.Client, log *slog.Logger) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
 		st, err := openLevelDB(path)
@@ -46,7 +56,7 @@ func (b *Base) storageIn(dir string) storage.Builder {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		ends, err := kadm.NewClient(b.Client).ListEndOffsets(ctx, topic)
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 		if err != nil {
 			return nil, fmt.Errorf("table %s partition %d: changelog end offset: %w", topic, partition, err)
 		}
@@ -57,7 +67,7 @@ func (b *Base) storageIn(dir string) storage.Builder {
 		if local < end.Offset {
 			return st, nil
 		}
-		b.Log.Warn("local copy of a table is ahead of its changelog; deleting it and rebuilding from the changelog",
+		log.Warn("local copy of a table is ahead of its changelog; deleting it and rebuilding from the changelog",
 			"table", topic, "partition", partition, "local_offset", local, "changelog_end", end.Offset, "path", path)
 		if err := st.Close(); err != nil {
 			return nil, err
