@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vumi-kafka/vumi/processors/apps/apptest"
 	"github.com/vumi-kafka/vumi/schemas"
 )
 
@@ -162,6 +166,40 @@ func TestSendAPI(t *testing.T) {
 		if code != tc.code || !strings.Contains(body, tc.want) {
 			t.Errorf("%s %s: %d %s, want %d with %q", tc.method, tc.path, code, body, tc.code, tc.want)
 		}
+	}
+
+	// Records the API cannot decode, a send request and an event, go to
+	// the transport's failures topic with their bytes; the API goes on.
+	junk := []byte("not an avro record")
+	pr, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	if err := pr.ProduceSync(context.Background(),
+		&kgo.Record{Topic: "api.sends", Key: []byte("junk-send"), Value: junk},
+		&kgo.Record{Topic: "dn.event", Key: []byte("junk-event"), Value: junk}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	bySource := map[string]*schemas.Failure{}
+	c.Collect(t, c.Consumer(t, "dn.failures"), 60*time.Second, func(got []any) bool {
+		for _, f := range apptest.Failures(got) {
+			// The status processor's ("decode ..."); the event callbacks
+			// report the same event as an "undecodable record".
+			if f.Worker != nil && *f.Worker == "api" && f.SourceTopic != nil && strings.HasPrefix(f.Reason, "decode ") {
+				bySource[*f.SourceTopic] = f
+			}
+		}
+		return bySource["api.sends"] != nil && bySource["dn.event"] != nil
+	})
+	for topic, key := range map[string]string{"api.sends": "junk-send", "dn.event": "junk-event"} {
+		f := bySource[topic]
+		if string(f.Raw) != string(junk) || string(f.Key) != key || f.FailureCode == nil || *f.FailureCode != schemas.FailurePermanent {
+			t.Errorf("failure for the undecodable record on %s: key %q raw %q code %v reason %q", topic, f.Key, f.Raw, f.FailureCode, f.Reason)
+		}
+	}
+	if code, body := do("POST", "/transports/dn/messages", `{"to_addr": "+27821230001", "content": "after"}`, true); code != 201 {
+		t.Fatalf("send after the undecodable records: %d %s", code, body)
 	}
 }
 

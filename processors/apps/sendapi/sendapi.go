@@ -479,8 +479,9 @@ func (a *API) graph(group goka.Group) *goka.GroupGraph {
 func (a *API) onSend(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var m schemas.UserMessage
-	if err := a.Deps.Codecs.UserMessage.DecodeContext(g.Context(), raw, &m); err != nil {
-		a.Log.Error("undecodable send request", "offset", g.Offset(), "error", err)
+	// Undecodable: held while the registry is unreachable, otherwise to
+	// the first transport's failures topic with its bytes.
+	if !worker.DecodeInProcessor(a.Base, g, a.Deps.Codecs.UserMessage, raw, &m, a.cfg.Transports[0], schemas.TypeUserMessage) {
 		return
 	}
 	if g.Value() != nil {
@@ -501,8 +502,7 @@ func (a *API) onSend(g goka.Context, v any) {
 func (a *API) onEvent(g goka.Context, v any) {
 	raw, _ := v.([]byte)
 	var e schemas.Event
-	if err := a.Deps.Codecs.Event.DecodeContext(g.Context(), raw, &e); err != nil {
-		a.Log.Error("undecodable event", "topic", g.Topic(), "offset", g.Offset(), "error", err)
+	if !worker.DecodeInProcessor(a.Base, g, a.Deps.Codecs.Event, raw, &e, a.eventTransport(string(g.Topic())), schemas.TypeEvent) {
 		return
 	}
 	cur, _ := g.Value().([]byte)
@@ -525,6 +525,16 @@ func (a *API) onEvent(g goka.Context, v any) {
 		return
 	}
 	g.SetValue(b)
+}
+
+// eventTransport is the transport whose events topic is topic.
+func (a *API) eventTransport(topic string) string {
+	for _, t := range a.cfg.Transports {
+		if a.Deps.Names.Event(t) == topic {
+			return t
+		}
+	}
+	return a.cfg.Transports[0]
 }
 
 // statusAfter folds an event into a message's status: a delivery report
