@@ -262,10 +262,12 @@ func (a *API) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-a.errs:
 	}
-	cancel()
+	// Requests first (a send under way waits for its record, which needs
+	// the processor), so that no status read meets a table goka closes.
 	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	_ = srv.Shutdown(shutdown)
+	cancel()
 	// The processor and the view close their tables before Run returns.
 	stopped := make(chan struct{})
 	go func() { a.running.Wait(); close(stopped) }()
@@ -334,7 +336,9 @@ func (a *API) startView(assigned int) {
 		a.running.Add(1)
 		go func() {
 			defer a.running.Done()
-			v, err := a.NewView(goka.GroupTable(a.group), new(gokacodec.Bytes), goka.WithViewCallback(a.viewUpdated))
+			// Reconnecting: a view that stopped on a Kafka outage would
+			// close its copy under the status reads.
+			v, err := a.NewView(goka.GroupTable(a.group), new(gokacodec.Bytes), goka.WithViewCallback(a.viewUpdated), goka.WithViewAutoReconnect())
 			if err != nil {
 				a.errs <- err
 				return
