@@ -205,7 +205,7 @@ func (f *forwarder) presenceRecord(r *kgo.Record) {
 func (f *forwarder) replyRecord(ctx context.Context, r *kgo.Record) {
 	target := string(r.Key)
 	var m schemas.UserMessage
-	if err := f.s.Deps.Codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
+	if err := f.s.Deps.Codecs.UserMessage.DecodeContext(f.s.RegistryWait(ctx), r.Value, &m); err != nil {
 		f.s.Log.Error("undecodable forwarded reply", "offset", r.Offset, "error", err)
 		return
 	}

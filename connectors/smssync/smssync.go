@@ -181,6 +181,17 @@ func (h *handler) apply(ctx context.Context, r *kgo.Record) {
 		return
 	}
 	acct, id := key[:slash], key[slash+1:]
+	var queued *schemas.UserMessage
+	if r.Value != nil {
+		// Decoded before the queue is locked: while the schema registry
+		// is unreachable this waits for it (the phones' polls go on).
+		var m schemas.UserMessage
+		if err := h.s.Deps.Codecs.UserMessage.DecodeContext(h.s.RegistryWait(ctx), r.Value, &m); err != nil {
+			h.s.Log.Error("undecodable queued message", "key", string(r.Key), "error", err)
+			return
+		}
+		queued = &m
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	list := h.queued[acct]
@@ -190,13 +201,8 @@ func (h *handler) apply(ctx context.Context, r *kgo.Record) {
 			break
 		}
 	}
-	if r.Value != nil {
-		var m schemas.UserMessage
-		if err := h.s.Deps.Codecs.UserMessage.DecodeContext(ctx, r.Value, &m); err != nil {
-			h.s.Log.Error("undecodable queued message", "key", string(r.Key), "error", err)
-			return
-		}
-		list = append(list, &m)
+	if queued != nil {
+		list = append(list, queued)
 	}
 	if len(list) == 0 {
 		delete(h.queued, acct)
