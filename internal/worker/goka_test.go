@@ -35,23 +35,9 @@ func TestProcessorOnFranzProducer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	adm := kadm.NewClient(admin)
 	group := goka.Group("counter")
 	table := string(goka.GroupTable(group))
-	for _, tp := range []string{"in", "out"} {
-		if _, err := adm.CreateTopic(ctx, parts, 1, nil, tp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	compact := "compact"
-	if _, err := adm.CreateTopic(ctx, parts, 1, map[string]*string{"cleanup.policy": &compact}, table); err != nil {
-		t.Fatal(err)
-	}
+	admin := createTopics(t, ctx, c, parts, group, "in", "out")
 
 	graph := goka.DefineGroup(group,
 		goka.Input("in", new(codec.String), func(g goka.Context, _ any) {
@@ -67,53 +53,9 @@ func TestProcessorOnFranzProducer(t *testing.T) {
 		goka.Output("out", new(codec.String)),
 	)
 
-	// run starts the processor with its own state directory and returns
-	// it with a stop function that reports its Run error.
 	run := func(name string) (*goka.Processor, func() error) {
 		t.Helper()
-		cluster := &topology.ClusterConfig{
-			Kafka:      topology.KafkaConfig{Brokers: []string{c.B.KafkaAddr()}, ClientID: "test", DialTimeout: 10 * time.Second},
-			Partitions: parts,
-			StateDir:   t.TempDir(),
-		}
-		reg := schemas.NewRegistryClient(c.B.RegistryURL(), schemas.RegistryClientOptions{})
-		deps, err := topology.NewDeps(cluster, cluster.Kafka.Brokers, reg, nil, testlog.New(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := worker.NewBase(deps, &topology.WorkerSpec{Name: name}, worker.Common{HeartbeatInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := b.NewProcessor(graph)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pctx, pcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- p.Run(pctx) }()
-		readyCtx, rcancel := context.WithTimeout(ctx, 90*time.Second)
-		defer rcancel()
-		if err := p.WaitForReadyContext(readyCtx); err != nil {
-			pcancel()
-			t.Fatalf("processor %s not ready: %v", name, err)
-		}
-		var once sync.Once
-		var runErr error
-		stop := func() error {
-			once.Do(func() {
-				pcancel()
-				select {
-				case runErr = <-done:
-				case <-time.After(90 * time.Second):
-					runErr = errors.New("processor did not stop within 90s")
-				}
-				_ = b.Close()
-			})
-			return runErr
-		}
-		t.Cleanup(func() { _ = stop() })
-		return p, stop
+		return runProcessor(t, ctx, c, parts, name, graph)
 	}
 
 	const keys = 20
@@ -225,4 +167,77 @@ func TestProcessorOnFranzProducer(t *testing.T) {
 	if err := stop2(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("second processor: %v", err)
 	}
+}
+
+// runProcessor starts a processor of graph built by Base.NewProcessor for
+// a worker called name on c (parts partitions, its own state directory),
+// waits until it is ready and returns it with a stop function that
+// reports its Run error (also called when the test ends).
+func runProcessor(t *testing.T, ctx context.Context, c *testcluster.Cluster, parts int, name string, graph *goka.GroupGraph) (*goka.Processor, func() error) {
+	t.Helper()
+	cluster := &topology.ClusterConfig{
+		Kafka:      topology.KafkaConfig{Brokers: []string{c.B.KafkaAddr()}, ClientID: "test", DialTimeout: 10 * time.Second},
+		Partitions: parts,
+		StateDir:   t.TempDir(),
+	}
+	reg := schemas.NewRegistryClient(c.B.RegistryURL(), schemas.RegistryClientOptions{})
+	deps, err := topology.NewDeps(cluster, cluster.Kafka.Brokers, reg, nil, testlog.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := worker.NewBase(deps, &topology.WorkerSpec{Name: name}, worker.Common{HeartbeatInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.NewProcessor(graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(pctx) }()
+	readyCtx, rcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer rcancel()
+	if err := p.WaitForReadyContext(readyCtx); err != nil {
+		pcancel()
+		t.Fatalf("processor %s not ready: %v", name, err)
+	}
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			pcancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(90 * time.Second):
+				runErr = errors.New("processor did not stop within 90s")
+			}
+			_ = b.Close()
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return p, stop
+}
+
+// createTopics creates the streams and group's table (compacted) with
+// parts partitions on c, and returns a client of c for the test.
+func createTopics(t *testing.T, ctx context.Context, c *testcluster.Cluster, parts int32, group goka.Group, streams ...string) *kgo.Client {
+	t.Helper()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	adm := kadm.NewClient(admin)
+	for _, tp := range streams {
+		if _, err := adm.CreateTopic(ctx, parts, 1, nil, tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compact := "compact"
+	if _, err := adm.CreateTopic(ctx, parts, 1, map[string]*string{"cleanup.policy": &compact}, string(goka.GroupTable(group))); err != nil {
+		t.Fatal(err)
+	}
+	return admin
 }

@@ -11,14 +11,10 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/internal/testcluster"
-	"github.com/vumi-kafka/vumi/internal/testlog"
 	"github.com/vumi-kafka/vumi/internal/worker"
-	"github.com/vumi-kafka/vumi/schemas"
-	"github.com/vumi-kafka/vumi/topology"
 )
 
 // TestVisitAllAcrossRebalanceAndStop visits a processor's table without
@@ -35,20 +31,8 @@ func TestVisitAllAcrossRebalanceAndStop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.B.KafkaAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	adm := kadm.NewClient(admin)
 	group := goka.Group("visited")
-	compact := "compact"
-	if _, err := adm.CreateTopic(ctx, parts, 1, nil, "vin"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx, parts, 1, map[string]*string{"cleanup.policy": &compact}, string(goka.GroupTable(group))); err != nil {
-		t.Fatal(err)
-	}
+	admin := createTopics(t, ctx, c, parts, group, "vin")
 	var touched atomic.Int64
 	graph := goka.DefineGroup(group,
 		goka.Input("vin", new(codec.String), func(g goka.Context, _ any) { g.SetValue(int64(1)) }),
@@ -58,47 +42,12 @@ func TestVisitAllAcrossRebalanceAndStop(t *testing.T) {
 
 	run := func(name string) (*goka.Processor, func()) {
 		t.Helper()
-		cluster := &topology.ClusterConfig{
-			Kafka:      topology.KafkaConfig{Brokers: []string{c.B.KafkaAddr()}, ClientID: "test", DialTimeout: 10 * time.Second},
-			Partitions: parts,
-			StateDir:   t.TempDir(),
+		p, stop := runProcessor(t, ctx, c, parts, name, graph)
+		return p, func() {
+			if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v", name, err)
+			}
 		}
-		reg := schemas.NewRegistryClient(c.B.RegistryURL(), schemas.RegistryClientOptions{})
-		deps, err := topology.NewDeps(cluster, cluster.Kafka.Brokers, reg, nil, testlog.New(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := worker.NewBase(deps, &topology.WorkerSpec{Name: name}, worker.Common{HeartbeatInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := b.NewProcessor(graph)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pctx, pcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- p.Run(pctx) }()
-		if err := p.WaitForReadyContext(ctx); err != nil {
-			t.Fatalf("%s not ready: %v", name, err)
-		}
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				pcancel()
-				select {
-				case err := <-done:
-					if err != nil && !errors.Is(err, context.Canceled) {
-						t.Errorf("%s: %v", name, err)
-					}
-				case <-time.After(90 * time.Second):
-					t.Errorf("%s did not stop within 90s", name)
-				}
-				_ = b.Close()
-			})
-		}
-		t.Cleanup(stop)
-		return p, stop
 	}
 
 	pa, stopA := run("visited-a")
