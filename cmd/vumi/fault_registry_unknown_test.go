@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -13,26 +11,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vumi-kafka/vumi/schemas"
+	"github.com/vumi-kafka/vumi/schemas/schematest"
 )
 
 // evolvedUserMessage is the user message schema as a newer release of
 // another process might write it: extra optional fields at the end.
 func evolvedUserMessage(t *testing.T, extra int) string {
 	t.Helper()
-	var s map[string]any
-	if err := json.Unmarshal([]byte(schemas.UserMessageKind.Text), &s); err != nil {
-		t.Fatal(err)
-	}
-	fields, _ := s["fields"].([]any)
-	for i := range extra {
-		fields = append(fields, map[string]any{"name": fmt.Sprintf("x_test_note%d", i), "type": []any{"null", "string"}, "default": nil})
-	}
-	s["fields"] = fields
-	b, err := json.Marshal(s)
+	text, err := schematest.Evolved(schemas.UserMessageKind.Text, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return text
 }
 
 // TestUnknownSchemaIDWhileRegistryDown: records written by another
@@ -135,8 +125,7 @@ func TestUnknownSchemaIDWhileRegistryDown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			binary.BigEndian.PutUint32(v[1:5], uint32(newIDs[extra]))
-			v = append(v, make([]byte, extra)...) // each extra field null (union branch 0)
+			v = schematest.AsEvolved(v, newIDs[extra], extra)
 			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key, Value: v}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}

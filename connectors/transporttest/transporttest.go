@@ -14,10 +14,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +48,10 @@ type Env struct {
 	// stops at the end of the test fail the test.
 	StopMustSucceed bool
 
+	// registryDown makes the deployment's way to the schema registry (a
+	// proxy in front of the broker's) answer 503, see SetRegistryDown.
+	registryDown atomic.Bool
+
 	consumer *kgo.Client
 	producer *kgo.Client
 	mu       sync.Mutex
@@ -55,6 +62,29 @@ type Env struct {
 	statuses []*schemas.Status
 	notify   chan struct{}
 }
+
+// registryProxy serves the registry at target through a proxy the test
+// can take down (SetRegistryDown), and returns the proxy's URL.
+func (e *Env) registryProxy(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.registryDown.Load() {
+			http.Error(w, "registry down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	e.t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// SetRegistryDown makes the deployment's schema registry answer 503
+// (down) or serve again. Env's own codecs reach the registry directly.
+func (e *Env) SetRegistryDown(down bool) { e.registryDown.Store(down) }
 
 // Start runs a deployment of the given workers YAML (a list under
 // "workers:", using ${WEB_PORT} for the transport's port) with kinds,
@@ -80,8 +110,10 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 	for i := range ports {
 		ports[i] = freePort(t)
 	}
+	e := &Env{t: t, Broker: b, TransportName: transportName, notify: make(chan struct{}, 1)}
+	regProxy := e.registryProxy(b.RegistryURL())
 	cfgText := fmt.Sprintf("cluster:\n  kafka: {brokers: [%s]}\n  schema_registry: {url: %s}\n  partitions: 2\n  state_dir: %s\n  topics:\n    %s.outbound: {external: true}\nworkers:\n%s",
-		b.KafkaAddr(), b.RegistryURL(), t.TempDir(), transportName, workersYAML)
+		b.KafkaAddr(), regProxy, t.TempDir(), transportName, workersYAML)
 	cfg, err := topology.Load("test.yaml", []byte(cfgText), kinds, func(k string) (string, bool) {
 		if k == "WEB_PORT" && n > 0 {
 			return fmt.Sprint(ports[0]), true
@@ -96,7 +128,6 @@ func StartMulti(t testing.TB, kinds *topology.Registry, transportName, workersYA
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{t: t, Broker: b, TransportName: transportName, notify: make(chan struct{}, 1)}
 	for _, p := range ports {
 		e.URLs = append(e.URLs, fmt.Sprintf("http://127.0.0.1:%d", p))
 	}
