@@ -19,15 +19,7 @@ import (
 // polls are answered meanwhile), and the message is handed over once the
 // registry is back.
 func TestQueueWaitsForRegistry(t *testing.T) {
-	e := transporttest.Start(t, kinds(), "phone", `
-  - name: phone
-    kind: vumi.transports.smssync.SingleSmsSync
-    transport_name: phone
-    web_path: /smssync
-    web_port: ${WEB_PORT}
-    smssync_secret: s3cret
-    country_code: "+27"
-`)
+	e := transporttest.Start(t, kinds(), "phone", singleYAML)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	topic := smssync.QueueTopic("phone")
@@ -61,23 +53,16 @@ func TestQueueWaitsForRegistry(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("s3cret/" + m.MessageID), Value: schematest.AsEvolved(v, id, 1)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	poll := func() []map[string]string {
-		t.Helper()
-		var got []map[string]string
-		transporttest.Run(t, e, []transporttest.Case{{Name: "poll", Path: "/smssync", Query: q("task", "send"), WantStatus: 200,
-			Check: func(t testing.TB, body string) { got = parse(t, body).Payload.Messages }}})
-		return got
-	}
 	// While the registry is down: polls are answered, nothing is handed over.
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
-		if got := poll(); len(got) != 0 {
+		if got := poll(t, e); len(got) != 0 {
 			t.Fatalf("poll with the registry down returned %v", got)
 		}
 	}
 	e.SetRegistryDown(false)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		got := poll()
+		got := poll(t, e)
 		if len(got) == 1 && got[0]["message"] == "written by a newer release" && got[0]["to"] == "+27761234567" {
 			return
 		}

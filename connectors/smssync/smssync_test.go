@@ -56,8 +56,8 @@ func TestNormalizeMSISDN(t *testing.T) {
 	}
 }
 
-func TestSingleSmsSync(t *testing.T) {
-	e := transporttest.Start(t, kinds(), "phone", `
+// singleYAML is a single-account SMSSync transport named phone.
+const singleYAML = `
   - name: phone
     kind: vumi.transports.smssync.SingleSmsSync
     transport_name: phone
@@ -65,8 +65,19 @@ func TestSingleSmsSync(t *testing.T) {
     web_port: ${WEB_PORT}
     smssync_secret: s3cret
     country_code: "+27"
-    reply_delay: 0.3
-`)
+`
+
+// poll asks for the queued messages as the phone does.
+func poll(t *testing.T, e *transporttest.Env) []map[string]string {
+	t.Helper()
+	var got []map[string]string
+	transporttest.Run(t, e, []transporttest.Case{{Name: "poll", Path: "/smssync", Query: q("task", "send"), WantStatus: 200,
+		Check: func(t testing.TB, body string) { got = parse(t, body).Payload.Messages }}})
+	return got
+}
+
+func TestSingleSmsSync(t *testing.T) {
+	e := transporttest.Start(t, kinds(), "phone", singleYAML+"    reply_delay: 0.3\n")
 	transporttest.Run(t, e, []transporttest.Case{
 		{
 			Name: "received SMS with a reply", Method: "POST", Path: "/smssync", ContentType: "application/x-www-form-urlencoded",
@@ -106,9 +117,7 @@ func TestSingleSmsSync(t *testing.T) {
 	e.SendOutbound(out)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var got []map[string]string
-		transporttest.Run(t, e, []transporttest.Case{{Name: "poll", Path: "/smssync", Query: q("task", "send"), WantStatus: 200,
-			Check: func(t testing.TB, body string) { got = parse(t, body).Payload.Messages }}})
+		got := poll(t, e)
 		if len(got) == 1 && got[0]["message"] == "queued for you" && got[0]["to"] == "+27761234567" {
 			break
 		}
