@@ -33,7 +33,7 @@ type visitGuard struct {
 	used atomic.Bool // the processor consumes through the guarded group (not goka's tester)
 
 	mu  sync.RWMutex // held for reading by visits, for writing to end a generation
-	cur *generation  // the generation visits may run in, nil between generations
+	cur *generation  // the generation visits may run in: set up and not ended
 }
 
 // visitGrace bounds how long the end of a generation waits for a visit.
@@ -44,43 +44,41 @@ type generation struct {
 	runCancel context.CancelFunc
 	visitCtx  context.Context // visits run on it; cancelled visitGrace after the end
 	visitStop context.CancelFunc
-	active    bool // Setup finished (guarded by visitGuard.mu)
-	closing   atomic.Bool
 	endOnce   sync.Once
 }
 
 func newVisitGuard() *visitGuard { return &visitGuard{} }
 
-func (v *visitGuard) newGeneration() *generation {
+func newGeneration() *generation {
 	g := &generation{}
 	g.runCtx, g.runCancel = context.WithCancel(context.Background())
 	g.visitCtx, g.visitStop = context.WithCancel(context.Background())
-	v.mu.Lock()
-	v.cur = g
-	v.mu.Unlock()
 	return g
 }
 
+// activate lets visits run in g, whose Setup has finished, unless g has
+// already ended (the session can end during Setup).
 func (v *visitGuard) activate(g *generation) {
 	v.mu.Lock()
-	g.active = true
+	if g.visitCtx.Err() == nil {
+		v.cur = g
+	}
 	v.mu.Unlock()
 }
 
-// end ends g: no visit starts any more, the ones under way finish (or are
-// cancelled after visitGrace), then goka's partition processors stop.
+// end ends g: no visit starts any more (a visit that asks meanwhile waits
+// for the lock, then finds no generation), the ones under way finish (or
+// are cancelled after visitGrace), then goka's partition processors stop.
 func (v *visitGuard) end(g *generation) {
 	g.endOnce.Do(func() {
-		g.closing.Store(true)
 		t := time.AfterFunc(visitGrace, g.visitStop)
-		v.mu.Lock()
-		g.active = false
+		v.mu.Lock() // no visit runs once it is held
 		if v.cur == g {
 			v.cur = nil
 		}
+		g.visitStop() // marks g ended for activate
 		v.mu.Unlock()
 		t.Stop()
-		g.visitStop()
 		g.runCancel()
 	})
 }
@@ -97,7 +95,7 @@ func (v *visitGuard) visit(ctx context.Context, p *goka.Processor, name string, 
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	g := v.cur
-	if g == nil || !g.active || g.closing.Load() {
+	if g == nil {
 		return 0, goka.ErrVisitAborted
 	}
 	// The caller's context is not passed on: a visit cut short races
@@ -183,7 +181,7 @@ type runSession struct {
 func (s runSession) Context() context.Context { return s.ctx }
 
 func (h *guardedHandler) Setup(s sarama.ConsumerGroupSession) error {
-	g := h.g.newGeneration()
+	g := newGeneration()
 	h.gen = g
 	go func() {
 		select {
