@@ -52,6 +52,24 @@ func decodeJSONValue(b []byte) (any, error) {
 	return decodeJSONSlow(b)
 }
 
+// ParseJSONObject decodes a JSON object (with surrounding white space and
+// nothing else) as encoding/json with UseNumber decodes it into a
+// map[string]any, without reflection; ok is false when the fast path does
+// not take it (escapes or invalid UTF-8 in strings, duplicate keys, deep
+// nesting, invalid JSON): the caller then uses encoding/json, which also
+// reports the errors.
+func ParseJSONObject(b []byte) (map[string]any, bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	v, i, ok := parseValue(b, i, 0)
+	if !ok || skipWS(b, i) != len(b) {
+		return nil, false
+	}
+	return v.(map[string]any), true
+}
+
 // decodeJSONSlow is decodeJSONValue through encoding/json, for what the
 // fast path does not take (and the errors of invalid JSON).
 func decodeJSONSlow(b []byte) (any, error) {

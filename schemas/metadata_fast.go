@@ -178,15 +178,8 @@ func appendJSONString(dst []byte, s string) []byte {
 // maxFastDepth deep, with no duplicate keys; ok is false for anything else
 // (the caller falls back to encoding/json, which also reports errors).
 func parseMetadataJSON(b []byte) (m Metadata, ok bool) {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, false
-	}
-	v, i, ok := parseValue(b, i, 0)
-	if !ok || skipWS(b, i) != len(b) {
-		return nil, false
-	}
-	return Metadata(v.(map[string]any)), true
+	obj, ok := ParseJSONObject(b)
+	return Metadata(obj), ok
 }
 
 func parseValue(b []byte, i, depth int) (any, int, bool) {

@@ -103,12 +103,15 @@ type Config struct {
 	OperatorPrefix PrefixMap         `yaml:"OPERATOR_PREFIX"`
 	OperatorNumber map[string]string `yaml:"OPERATOR_NUMBER"`
 
-	addr          string
-	drRegex       *regexp.Regexp
-	codecs        coding.Table
-	decodingError pdu.Status
-	submitProc    string // default, sixdee, mica
-	smProc        string
+	addr    string
+	drRegex *regexp.Regexp
+	// defaultDRRegex: the regex is DefaultDRRegex, matched by
+	// parseDefaultDR instead.
+	defaultDRRegex bool
+	codecs         coding.Table
+	decodingError  pdu.Status
+	submitProc     string // default, sixdee, mica
+	smProc         string
 }
 
 // SubmitConfig is submit_sm_processor_config.
@@ -515,6 +518,7 @@ func (c *Config) Validate() error {
 	if c.DrProcessorConfig.Regex == "" {
 		c.DrProcessorConfig.Regex = DefaultDRRegex
 	}
+	c.defaultDRRegex = c.DrProcessorConfig.Regex == DefaultDRRegex
 	// Python's {,n} is {0,n} in Go; match anchors at the start as
 	// Python's re.match does.
 	src := strings.ReplaceAll(c.DrProcessorConfig.Regex, "{,", "{0,")

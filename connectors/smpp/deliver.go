@@ -95,16 +95,14 @@ func (tr *Transport) deliveryReport(ctx context.Context, in *incoming) (bool, pd
 			smscStatus = "UNKNOWN"
 		}
 	default:
-		body := latin1(in.text())
-		match := tr.cfg.drRegex.FindStringSubmatch(body)
-		if match == nil {
+		var matched bool
+		if id, smscStatus, matched = tr.cfg.matchDR(in.text()); !matched {
 			if in.esmClass&pdu.ESMClassTypeMask != 0 {
-				tr.log.Warn("esm_class says delivery report, but the text does not match the regex", "esm_class", in.esmClass, "text", body)
+				tr.log.Warn("esm_class says delivery report, but the text does not match the regex", "esm_class", in.esmClass, "text", latin1(in.text()))
 				return true, pdu.ESME_ROK
 			}
 			return false, 0
 		}
-		id, smscStatus = match[tr.cfg.drRegex.SubexpIndex("id")], match[tr.cfg.drRegex.SubexpIndex("stat")]
 	}
 	status := schemas.DeliveryStatus(tr.cfg.DrProcessorConfig.StatusMapping[smscStatus])
 	if !status.Valid() {
@@ -143,13 +141,16 @@ func (tr *Transport) lookup(ctx context.Context, smscID string) (string, bool, e
 	// sends both at once): wait for the next write to the table rather
 	// than polling, so that such a receipt costs microseconds, not a
 	// polling interval.
-	deadline := time.NewTimer(lookupWait)
-	defer deadline.Stop()
+	var deadline *time.Timer // started at the first miss: most lookups hit at once
 	for {
 		changed := tr.ids.Changed() // before Get: a write in between is not missed
 		v, ok, err := tr.ids.Get(smscID)
 		if err != nil || ok {
 			return string(v), ok, err
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(lookupWait)
+			defer deadline.Stop()
 		}
 		select {
 		case <-ctx.Done():

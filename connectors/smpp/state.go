@@ -60,6 +60,7 @@ type table struct {
 
 	changedMu sync.Mutex
 	changed   chan struct{}
+	watched   bool // changed was handed out by Changed
 }
 
 type recentEntry struct {
@@ -128,14 +129,19 @@ func (t *table) update(ctx goka.UpdateContext, s storage.Storage, key string, va
 func (t *table) Changed() <-chan struct{} {
 	t.changedMu.Lock()
 	defer t.changedMu.Unlock()
+	t.watched = true
 	return t.changed
 }
 
-// signal wakes the readers waiting in Changed.
+// signal wakes the readers waiting in Changed. A channel nobody has
+// taken since the last signal is left as it is (most writes have no
+// reader waiting).
 func (t *table) signal() {
 	t.changedMu.Lock()
-	close(t.changed)
-	t.changed = make(chan struct{})
+	if t.watched {
+		close(t.changed)
+		t.changed, t.watched = make(chan struct{}), false
+	}
 	t.changedMu.Unlock()
 }
 

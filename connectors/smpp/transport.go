@@ -390,10 +390,9 @@ func (tr *Transport) HandleOutbound(ctx context.Context, m *schemas.UserMessage)
 	if !tr.cfg.DisableAck {
 		ackErr = tr.t.PublishAckRecord(ctx, m.MessageID, ids[0], smppRecord(resps))
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	// Each wait is bounded by the producer's delivery timeout.
 	for _, w := range waits {
-		if err := w(wctx); err != nil {
+		if err := w(ctx); err != nil {
 			// The message is out; a lost id only costs its delivery report.
 			tr.log.Error("cannot record the SMSC message id", "message_id", m.MessageID, "error", err)
 		}

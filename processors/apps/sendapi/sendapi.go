@@ -7,11 +7,13 @@
 package sendapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -640,6 +642,63 @@ type sendRequest struct {
 	HelperMetadata map[string]any `json:"helper_metadata"`
 }
 
+// decodeSendRequest decodes a POST body as encoding/json does (unknown
+// fields refused, numbers in helper_metadata kept as json.Number): the
+// usual body (known keys, plain strings) without reflection, anything
+// else through encoding/json. FuzzDecodeSendRequest checks they agree.
+func decodeSendRequest(body []byte) (sendRequest, error) {
+	if req, ok := decodeSendRequestFast(body); ok {
+		return req, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var req sendRequest
+	err := dec.Decode(&req)
+	return req, err
+}
+
+func decodeSendRequestFast(body []byte) (req sendRequest, ok bool) {
+	obj, ok := schemas.ParseJSONObject(body)
+	if !ok {
+		return req, false
+	}
+	for k, v := range obj {
+		var dst **string
+		switch k {
+		case "to_addr":
+			dst = &req.ToAddr
+		case "content":
+			dst = &req.Content
+		case "from_addr":
+			dst = &req.FromAddr
+		case "session_event":
+			dst = &req.SessionEvent
+		case "in_reply_to":
+			dst = &req.InReplyTo
+		case "helper_metadata":
+			switch hm := v.(type) {
+			case nil:
+			case map[string]any:
+				req.HelperMetadata = hm
+			default:
+				return req, false
+			}
+			continue
+		default:
+			return req, false // unknown, or a key in another case: encoding/json decides
+		}
+		switch s := v.(type) {
+		case nil:
+		case string:
+			*dst = &s
+		default:
+			return req, false
+		}
+	}
+	return req, true
+}
+
 func (a *API) send(w http.ResponseWriter, r *http.Request) {
 	transport := r.PathValue("transport")
 	known := false
@@ -650,11 +709,13 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown transport %q (this API sends through %s)", transport, strings.Join(a.cfg.Transports, ", ")), nil)
 		return
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	var req sendRequest
-	if err := dec.Decode(&req); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), nil)
+		return
+	}
+	req, err := decodeSendRequest(body)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error(), nil)
 		return
 	}
