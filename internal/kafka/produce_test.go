@@ -66,3 +66,51 @@ func TestProduceSyncBounded(t *testing.T) {
 		t.Log("franz-go's ProduceSync was still blocked 3s after its 300ms deadline")
 	}
 }
+
+// TestProduceSyncWithoutDeadline: a context without a deadline is bounded
+// by the produce timeout, whether the client's own record delivery timeout
+// bounds its records (a timer waits) or not (the records are produced with
+// a context that ends then).
+func TestProduceSyncWithoutDeadline(t *testing.T) {
+	defer func(d time.Duration) { produceTimeout = d }(produceTimeout)
+	produceTimeout = 1500 * time.Millisecond
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	release := make(chan struct{})
+	defer close(release)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		<-release
+		return nil, errors.New("released"), true
+	})
+	for _, tc := range []struct {
+		name    string
+		opts    []kgo.Opt
+		bounded bool
+	}{
+		{"delivery timeout", []kgo.Opt{kgo.RecordDeliveryTimeout(time.Second)}, true},
+		{"none", nil, false},
+		{"longer", []kgo.Opt{kgo.RecordDeliveryTimeout(time.Minute)}, false},
+	} {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerLinger(0)}, tc.opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := boundedDelivery(cl); got != tc.bounded {
+			t.Errorf("%s: boundedDelivery = %v, want %v", tc.name, got, tc.bounded)
+		}
+		start := time.Now()
+		err = ProduceSync(context.Background(), cl, &kgo.Record{Topic: "t", Value: []byte("x")})
+		if err == nil {
+			t.Errorf("%s: a produce nobody answered succeeded", tc.name)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("%s: returned after %v, long past the 1.5s bound", tc.name, took)
+		}
+		t.Logf("%s: %v after %v", tc.name, err, time.Since(start).Round(time.Millisecond))
+		cl.Close()
+	}
+}
