@@ -436,15 +436,30 @@ func (s *SMSC) scheduleReceipt(c *conn, sub Submitted) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		select {
-		case <-time.After(s.opts.ReceiptDelay):
-		case <-s.closed:
+		if s.opts.ReceiptDelay > 0 {
+			t := time.NewTimer(s.opts.ReceiptDelay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-s.closed:
+				return
+			}
+		} else if isClosed(s.closed) {
 			return
 		}
 		if err := s.sendReceipt(c, sub); err != nil {
 			s.log.Warn("smsc: delivery receipt not sent", "message_id", sub.MessageID, "error", err)
 		}
 	}()
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // request sends a request to the ESME and waits for its response.
