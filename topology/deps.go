@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	gometrics "github.com/rcrowley/go-metrics"
 	"github.com/lovoo/goka"
+	gometrics "github.com/rcrowley/go-metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
