@@ -2,6 +2,7 @@ package pdu
 
 import (
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -10,8 +11,9 @@ import (
 // several goroutines (a window of submit_sm, their responses, receipts)
 // go out in one system call. Write returns once its PDU is written, with
 // the error of the write that carried it, as an unbuffered write would:
-// the first writer writes whatever has queued up meanwhile, the others
-// wait for it. After an error every Write fails.
+// the first writer yields once to the goroutines ready to run, then
+// writes whatever has queued up meanwhile; the others wait for it. After
+// an error every Write fails.
 type Writer struct {
 	conn    net.Conn
 	timeout time.Duration
@@ -53,7 +55,14 @@ func (w *Writer) Write(p PDU) error {
 			continue
 		}
 		// Nobody is writing: write the pending batch (ours among it).
+		// Before taking it, let the goroutines that are ready to run
+		// (other writers, under load) add their PDUs: at saturation a
+		// write then carries several PDUs instead of one; with nothing
+		// else to run, Gosched returns at once.
 		w.flushing = true
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
 		buf, batch := w.pending, w.next
 		w.pending, w.spare = w.spare[:0], nil
 		w.next++
