@@ -375,6 +375,7 @@ type jsonWriter struct {
 
 func newJSONWriter() *jsonWriter {
 	w := &jsonWriter{first: true}
+	w.buf.Grow(512)
 	w.buf.WriteByte('{')
 	return w
 }
@@ -415,7 +416,17 @@ func (w *jsonWriter) meta(k string, m Metadata) {
 	if m == nil {
 		m = Metadata{}
 	}
-	w.value(k, map[string]any(m))
+	w.key(k)
+	// The usual metadata without reflection (byte-identical output).
+	if b, ok := appendMetadataJSON(w.buf.AvailableBuffer(), m); ok {
+		w.buf.Write(b)
+		return
+	}
+	b, err := json.Marshal(map[string]any(m))
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("field %s: %w", k, err)
+	}
+	w.buf.Write(b)
 }
 
 func (w *jsonWriter) extra(m Metadata) {

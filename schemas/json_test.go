@@ -231,3 +231,32 @@ func TestFailureAndHeartbeatJSON(t *testing.T) {
 		t.Errorf("heartbeat JSON %s", b)
 	}
 }
+
+// The JSON of a message's metadata is encoding/json's, whether the fast
+// path writes it or (floats, other types) encoding/json does.
+func TestMetadataJSONAsEncodingJSON(t *testing.T) {
+	for _, m := range []Metadata{
+		nil,
+		{},
+		{"endpoint_name": "default", "n": 3, "ok": true, "none": nil},
+		{"smpp_submit_sm_resp": []any{map[string]any{"seq": 2, "status": "ESME_ROK", "message_id": "abc"}}},
+		{"html": "<a href=\"x\">&</a>", "unicode": "caf\u00e9 \u2028", "ctl": "a\tb\x01"},
+		{"float": 1.5, "nested": map[string]any{"z": 1, "a": []any{2.25, "x"}}},
+		{"num": json.Number("12.50")},
+	} {
+		w := newJSONWriter()
+		w.meta("m", m)
+		got := w.buf.String()
+		want, err := json.Marshal(map[string]any{"m": map[string]any(m)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m == nil {
+			want = []byte(`{"m":{}}`)
+		}
+		// The writer separates key and value with ": ".
+		if got[1:] != strings.Replace(string(want[1:len(want)-1]), `"m":`, `"m": `, 1) {
+			t.Errorf("metadata %v: wrote %s, encoding/json %s", m, got[1:], want[1:len(want)-1])
+		}
+	}
+}
