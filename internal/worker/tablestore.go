@@ -160,10 +160,20 @@ type batchedStore struct {
 	closed    bool
 
 	flushMu sync.Mutex // one flush at a time
+
+	// filter answers lookups of keys never written without LevelDB (nil
+	// until built); filterLog collects the keys written while a filter is
+	// being built (nil otherwise). See keyFilter.
+	filter    *keyFilter
+	filterLog []string
+	building  sync.WaitGroup
 }
 
 func newBatchedStore(db *leveldb.DB) *batchedStore {
-	return &batchedStore{db: db, pending: map[string]pendingEntry{}}
+	s := &batchedStore{db: db, pending: map[string]pendingEntry{}}
+	s.building.Add(1)
+	go s.buildFilter()
+	return s
 }
 
 // Open implements storage.Storage.
@@ -189,6 +199,10 @@ func (s *batchedStore) Get(key string) ([]byte, error) {
 	if e, ok := s.flushing[key]; ok {
 		s.mu.RUnlock()
 		return e.value, nil
+	}
+	if s.filter != nil && !s.filter.mayContain(key) {
+		s.mu.RUnlock()
+		return nil, nil // never written
 	}
 	s.mu.RUnlock()
 	// Not waiting in memory: LevelDB has the latest value (a flush drops
@@ -218,6 +232,9 @@ func (s *batchedStore) put(key string, e pendingEntry) error {
 		return s.err
 	}
 	s.pending[key] = e
+	if !e.del {
+		s.noteKeyLocked(key)
+	}
 	full := len(s.pending) >= maxPending
 	s.scheduleLocked()
 	s.mu.Unlock()
@@ -342,6 +359,7 @@ func (s *batchedStore) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.building.Wait() // a filter being built gives up
 	return errors.Join(err, s.db.Close())
 }
 
