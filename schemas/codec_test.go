@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vumi-kafka/vumi/schemas/schematest"
 )
@@ -264,5 +265,51 @@ func TestHotPathAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("schema-id lookup allocates %.1f times per record", allocs)
+	}
+}
+
+// A metric datapoint written before the count field existed decodes with
+// count 1 (one value), its schema default.
+func TestMetricDatapointCountDefault(t *testing.T) {
+	ctx := context.Background()
+	reg := schematest.New()
+	codecs := NewCodecs(reg)
+	if err := codecs.MetricDatapoint.Register(ctx, "vumi.metrics"); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(MetricDatapointKind.Text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, f := range doc["fields"].([]any) {
+		if f.(map[string]any)["name"] != "count" {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) != len(doc["fields"].([]any))-1 {
+		t.Fatal("test schema edit did not remove count")
+	}
+	doc["fields"] = kept
+	oldText, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKind := &Kind{Name: "metric_datapoint_v1", Text: string(oldText)}
+	oldKind.Schema = mustParseForTest(t, string(oldText))
+	oldCodec := NewCodec[MetricDatapoint](oldKind, reg)
+	if err := oldCodec.Register(ctx, "legacy.metrics"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := oldCodec.Encode(&MetricDatapoint{Name: "vumi.w.t", Aggregators: []string{"avg"}, Timestamp: time.Unix(1700000000, 0).UTC(), Value: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got MetricDatapoint
+	if err := codecs.MetricDatapoint.Decode(b, &got); err != nil {
+		t.Fatalf("decode old-schema datapoint: %v", err)
+	}
+	if got.Count != 1 || got.Value != 0.25 || got.Name != "vumi.w.t" {
+		t.Errorf("decoded %+v, want count 1", got)
 	}
 }

@@ -83,7 +83,7 @@ func golden() map[string]any {
 			SourceOffset: i64(1234), Key: []byte("+27761234567"), Retries: 2},
 		"failure_undecodable": &Failure{FailureID: "f2", Timestamp: ts, Reason: "decode: bad magic",
 			Raw: []byte{0xff, 0x00, 0x01}},
-		"metric_datapoint": &MetricDatapoint{Name: "vumi.test.count", Aggregators: []string{"sum"}, Timestamp: ts, Value: 3, Source: String("w1")},
+		"metric_datapoint": &MetricDatapoint{Name: "vumi.test.count", Aggregators: []string{"sum"}, Timestamp: ts, Value: 3, Source: String("w1"), Count: 1},
 		"heartbeat": &Heartbeat{Version: HeartbeatVersion, SystemID: "global", WorkerID: "global:telnet", WorkerName: "telnet",
 			InstanceID: "0b1c", Hostname: "host1", PID: 4242, Timestamp: ts, IntervalSeconds: 10, Figures: map[string]float64{"inbound": 3}},
 		"metric_aggregate": &MetricAggregate{Name: "vumi.test.count.sum", Aggregator: "sum", WindowStart: ts.Truncate(5 * time.Second), WindowSeconds: 5, Value: 42, Count: 7},

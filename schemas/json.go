@@ -639,6 +639,7 @@ func (d *MetricDatapoint) MarshalJSON() ([]byte, error) {
 	w.str("timestamp", FormatVumiTime(d.Timestamp))
 	w.value("value", d.Value)
 	w.optStr("source", d.Source)
+	w.value("count", d.Count)
 	return w.done()
 }
 

@@ -405,6 +405,9 @@ type MetricDatapoint struct {
 	Timestamp   time.Time `avro:"timestamp"`
 	Value       float64   `avro:"value"`
 	Source      *string   `avro:"source"`
+	// Count is how many values the datapoint stands for (Value is their
+	// mean); records written before the field existed read as 1.
+	Count int64 `avro:"count"`
 }
 
 // MetricAggregate is one aggregated metric value for one window.

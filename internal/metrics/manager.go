@@ -187,6 +187,7 @@ func (m *Manager) Oneshot(metric Registrable, value float64) {
 		Aggregators: b.aggNames,
 		Timestamp:   time.Unix(m.opts.Now().Unix(), 0).UTC(),
 		Value:       value,
+		Count:       1,
 	}
 	if m.opts.Source != "" {
 		dp.Source = &m.opts.Source
@@ -220,9 +221,13 @@ func (m *Manager) Collect() []*schemas.MetricDatapoint {
 		}
 		name := m.prefix + b.name
 		for _, s := range buf {
-			out = append(out, &schemas.MetricDatapoint{
-				Name: name, Aggregators: b.aggNames, Timestamp: time.Unix(s.sec, 0).UTC(), Value: s.v, Source: src,
-			})
+			dp := &schemas.MetricDatapoint{
+				Name: name, Aggregators: b.aggNames, Timestamp: time.Unix(s.sec, 0).UTC(), Value: s.v, Source: src, Count: 1,
+			}
+			if b.mean {
+				dp.Value, dp.Count = s.v/float64(s.n), s.n
+			}
+			out = append(out, dp)
 		}
 	}
 	return out

@@ -17,7 +17,10 @@
 // does. Metrics whose only aggregator is sum, min, max or last have the
 // values of one second combined before publishing (exact for those
 // aggregators, and what keeps a busy counter to one datapoint a second);
-// other metrics publish every value.
+// metrics whose only aggregator is avg (timers, by default) publish one
+// datapoint a second too, the mean of the second's values with their
+// number in the datapoint's count, which the aggregators weight it by;
+// other metrics (several aggregators) publish every value.
 package metrics
 
 import (
@@ -115,10 +118,12 @@ var (
 	ErrTimerAlreadyStopped = errors.New("timer already stopped")
 )
 
-// sample is one value, or the combination of one second's values.
+// sample is one value, or the combination of one second's values: for a
+// mean metric, v is the sum of n values.
 type sample struct {
 	sec int64
 	v   float64
+	n   int64
 }
 
 // DefaultMaxPending bounds the values one metric keeps between two
@@ -134,6 +139,9 @@ type base struct {
 	// combineWith is the aggregator a second's values are combined with,
 	// or "" to keep every value.
 	combineWith Aggregator
+	// mean: the only aggregator is avg; a second's values are summed and
+	// counted, and published as their mean and count.
+	mean bool
 
 	managed atomic.Bool
 	now     func() time.Time
@@ -163,6 +171,7 @@ func (b *base) init(name string, aggs []Aggregator, def Aggregator) {
 	if len(uniq) == 1 && uniq[0] != Avg {
 		b.combineWith = uniq[0]
 	}
+	b.mean = len(uniq) == 1 && uniq[0] == Avg
 }
 
 // Name is the metric's name without the manager's prefix.
@@ -175,15 +184,21 @@ func (b *base) Aggregators() []Aggregator { return append([]Aggregator(nil), b.a
 func (b *base) Set(v float64) {
 	sec := b.now().Unix()
 	b.mu.Lock()
-	if n := len(b.values); n > 0 && b.combineWith != "" && b.values[n-1].sec == sec {
-		b.values[n-1].v = b.combineWith.combine(b.values[n-1].v, v)
+	if n := len(b.values); n > 0 && b.values[n-1].sec == sec && (b.mean || b.combineWith != "") {
+		last := &b.values[n-1]
+		if b.mean {
+			last.v += v
+			last.n++
+		} else {
+			last.v = b.combineWith.combine(last.v, v)
+		}
 	} else {
 		if len(b.values) >= b.max {
+			b.dropped += b.values[0].n
 			copy(b.values, b.values[1:])
 			b.values = b.values[:len(b.values)-1]
-			b.dropped++
 		}
-		b.values = append(b.values, sample{sec, v})
+		b.values = append(b.values, sample{sec, v, 1})
 	}
 	b.mu.Unlock()
 }

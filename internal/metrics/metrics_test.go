@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -162,13 +164,15 @@ func TestCollect(t *testing.T) {
 			want: []point{{"vumi.t.n", "sum", t0.Unix(), 5}, {"vumi.t.n", "sum", t0.Unix() + 1, 1}},
 		},
 		{
-			name: "averaged values are kept one by one",
+			name: "averaged values are combined per second into their mean",
 			run: func(m *Manager, c *clock) {
 				v := MustRegister(m, NewMetric("v"))
 				v.Set(1.5)
 				v.Set(2.5)
+				c.t = c.t.Add(time.Second)
+				v.Set(4)
 			},
-			want: []point{{"vumi.t.v", "avg", t0.Unix(), 1.5}, {"vumi.t.v", "avg", t0.Unix(), 2.5}},
+			want: []point{{"vumi.t.v", "avg", t0.Unix(), 2}, {"vumi.t.v", "avg", t0.Unix() + 1, 4}},
 		},
 		{
 			name: "max and last are combined per second",
@@ -237,7 +241,7 @@ func TestCollect(t *testing.T) {
 
 func TestTimerReentrant(t *testing.T) {
 	m := NewManager("vumi.t.", Options{})
-	tm := MustRegister(m, NewTimer("work"))
+	tm := MustRegister(m, NewTimer("work", Avg, Max)) // every value kept
 	outer := tm.Start()
 	inner := tm.Timeit()
 	if err := inner.Start(); err != nil {
@@ -276,7 +280,7 @@ func TestTimerReentrant(t *testing.T) {
 
 func TestMaxPending(t *testing.T) {
 	m := NewManager("vumi.t.", Options{})
-	v := MustRegister(m, NewMetric("v"))
+	v := MustRegister(m, NewMetric("v", Avg, Max)) // every value kept
 	v.max = 3
 	for i := range 5 {
 		v.Set(float64(i))
@@ -284,6 +288,40 @@ func TestMaxPending(t *testing.T) {
 	dps := m.Collect()
 	if len(dps) != 3 || dps[0].Value != 2 || m.dropped.Load() != 2 {
 		t.Fatalf("kept %v, dropped %d; want the newest 3 kept and 2 dropped", points(dps), m.dropped.Load())
+	}
+}
+
+// An averaged metric (a timer) publishes one datapoint per second: the
+// mean of the second's values, with their number as its count; the
+// aggregators weight it by that count. Other metrics' datapoints count 1.
+func TestMeanDatapointCount(t *testing.T) {
+	c := &clock{t: time.Unix(1700000000, 0)}
+	m := NewManager("vumi.t.", Options{Now: c.now})
+	tm := MustRegister(m, NewTimer("handle"))
+	n := MustRegister(m, NewCount("n"))
+	both := MustRegister(m, NewMetric("both", Avg, Max))
+	for i := range 1000 {
+		tm.Observe(time.Duration(i) * time.Millisecond)
+		n.Inc()
+		if i < 2 {
+			both.Set(float64(i))
+		}
+	}
+	c.t = c.t.Add(time.Second)
+	tm.Observe(time.Second)
+	m.Oneshot(NewMetric("once"), 1)
+	got := map[string][]string{}
+	for _, d := range m.Collect() {
+		got[d.Name] = append(got[d.Name], fmt.Sprintf("%d:%g/%d", d.Timestamp.Unix()-1700000000, d.Value, d.Count))
+	}
+	want := map[string][]string{
+		"vumi.t.handle": {"0:0.4995/1000", "1:1/1"},
+		"vumi.t.n":      {"0:1000/1"},
+		"vumi.t.both":   {"0:0/1", "0:1/1"},
+		"vumi.t.once":   {"1:1/1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("datapoints (second:value/count) %v\nwant %v", got, want)
 	}
 }
 

@@ -82,7 +82,8 @@ type Window struct {
 	LastTS int64
 }
 
-func (w *Window) add(tsMicros int64, v float64, aggs AggSet) {
+// add folds in n values whose mean is v (n is 1 for a single value).
+func (w *Window) add(tsMicros int64, v float64, n int64, aggs AggSet) {
 	w.Aggs |= aggs
 	if w.Count == 0 {
 		w.Min, w.Max, w.Last, w.LastTS = v, v, v, tsMicros
@@ -92,8 +93,12 @@ func (w *Window) add(tsMicros int64, v float64, aggs AggSet) {
 			w.Last, w.LastTS = v, tsMicros
 		}
 	}
-	w.Count++
-	w.Sum += v
+	w.Count += n
+	if n == 1 {
+		w.Sum += v
+	} else {
+		w.Sum += v * float64(n)
+	}
 }
 
 // value is the aggregate of the window for one aggregator; 0.0 for an

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vumi-kafka/vumi/internal/metrics"
 	"github.com/vumi-kafka/vumi/schemas"
 )
 
@@ -192,4 +193,43 @@ func normalize(s State) State {
 	}
 	s.Windows = ws
 	return s
+}
+
+// Datapoints standing for several values (a metric's mean over one second,
+// with their count) aggregate as those values published one by one would;
+// a datapoint without a count (older writers: 0 here) counts as one value.
+func TestParamsAddWeightsByCount(t *testing.T) {
+	p := Params{Bucket: 5, Lateness: 5 * time.Second, ForgetAfter: time.Minute}
+	values := [][]float64{{0.1, 0.2, 0.3}, {0.5}, {0.05, 0.15}}
+	var one, combined *State
+	var n int64
+	for i, sec := range values {
+		sum := 0.0
+		for _, v := range sec {
+			one, _ = p.Add(one, &schemas.MetricDatapoint{Name: "m", Aggregators: []string{"avg"}, Timestamp: at(float64(i)), Value: v, Count: 1}, at(3))
+			sum += v
+			n++
+		}
+		count := int64(len(sec))
+		if count == 1 {
+			count = 0 // as decoded from a record written before count existed
+		}
+		var out Outcome
+		combined, out = p.Add(combined, &schemas.MetricDatapoint{Name: "m", Aggregators: []string{"avg"}, Timestamp: at(float64(i)), Value: sum / float64(len(sec)), Count: count}, at(3))
+		if out != Accepted {
+			t.Fatalf("second %d: %v", i, out)
+		}
+	}
+	a, b := one.Windows[0], combined.Windows[0]
+	if a.Count != n || b.Count != n {
+		t.Fatalf("counts %d and %d, want %d", a.Count, b.Count, n)
+	}
+	for _, agg := range []metrics.Aggregator{metrics.Avg, metrics.Sum} {
+		if x, y := a.value(agg), b.value(agg); math.Abs(x-y) > 1e-12 {
+			t.Errorf("%s: %v one by one, %v combined", agg, x, y)
+		}
+	}
+	if got := b.value(metrics.Avg); math.Abs(got-1.3/6) > 1e-12 {
+		t.Errorf("avg %v, want %v", got, 1.3/6)
+	}
 }

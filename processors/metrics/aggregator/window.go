@@ -90,7 +90,9 @@ func (p Params) Add(st *State, dp *schemas.MetricDatapoint, now time.Time) (*Sta
 	if st == nil {
 		st = &State{LastData: ws}
 	}
-	st.window(ws).add(dp.Timestamp.UnixMicro(), dp.Value, aggs)
+	// A datapoint standing for several values (their mean, count of
+	// them) weighs as many; older records without a count read as 1.
+	st.window(ws).add(dp.Timestamp.UnixMicro(), dp.Value, max(dp.Count, 1), aggs)
 	st.Aggs = aggs
 	st.LastData = max(st.LastData, ws)
 	return st, Accepted
