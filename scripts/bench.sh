@@ -51,6 +51,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 pipeline "500 msgs/s offered" 500 15000
 pipeline "2,000 msgs/s offered" 2000 40000
 pipeline "saturation (256 clients)" 0 60000
+pipeline "10,000 msgs/s offered, 20 s" 10000 200000
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {

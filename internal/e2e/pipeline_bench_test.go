@@ -361,13 +361,18 @@ func (w *eventWatch) waitFor(b *testing.B, ids []string, within time.Duration) t
 	pending := append([]string(nil), ids...)
 	var last time.Time
 	for {
+		// Messages complete roughly in the order they were sent: each
+		// look goes from the oldest pending one up to the first still
+		// incomplete, so that waiting costs little however long the
+		// backlog (a scan of every pending id every 20 ms, under the lock
+		// the event consumer needs, was 4 % of the CPU of a 200,000
+		// message run at saturation).
 		w.mu.Lock()
-		rest := pending[:0]
+		done := 0
 		for _, id := range pending {
 			a := w.seen[id]
 			if a == nil || a.ack.IsZero() || a.dr.IsZero() {
-				rest = append(rest, id)
-				continue
+				break
 			}
 			if a.dr.After(last) {
 				last = a.dr
@@ -375,9 +380,10 @@ func (w *eventWatch) waitFor(b *testing.B, ids []string, within time.Duration) t
 			if a.ack.After(last) {
 				last = a.ack
 			}
+			done++
 		}
 		w.mu.Unlock()
-		pending = rest
+		pending = pending[done:]
 		if len(pending) == 0 {
 			return last
 		}
