@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -189,25 +190,7 @@ func TestRegisterAndSchemaEvolution(t *testing.T) {
 
 	// An older writer schema without the extra and provider fields: records
 	// written with it must decode with defaults under the current schema.
-	var doc map[string]any
-	if err := json.Unmarshal([]byte(UserMessageKind.Text), &doc); err != nil {
-		t.Fatal(err)
-	}
-	var kept []any
-	for _, f := range doc["fields"].([]any) {
-		if n := f.(map[string]any)["name"]; n != "extra" && n != "provider" {
-			kept = append(kept, f)
-		}
-	}
-	if len(kept) != len(doc["fields"].([]any))-2 {
-		t.Fatal("test schema edit did not remove extra and provider")
-	}
-	doc["fields"] = kept
-	oldText, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := string(oldText)
+	old := schemaWithout(t, UserMessageKind.Text, "extra", "provider")
 	oldKind := &Kind{Name: "user_message_v0", Text: old}
 	oldKind.Schema = mustParseForTest(t, old)
 	oldCodec := NewCodec[UserMessage](oldKind, reg)
@@ -277,26 +260,9 @@ func TestMetricDatapointCountDefault(t *testing.T) {
 	if err := codecs.MetricDatapoint.Register(ctx, "vumi.metrics"); err != nil {
 		t.Fatal(err)
 	}
-	var doc map[string]any
-	if err := json.Unmarshal([]byte(MetricDatapointKind.Text), &doc); err != nil {
-		t.Fatal(err)
-	}
-	var kept []any
-	for _, f := range doc["fields"].([]any) {
-		if f.(map[string]any)["name"] != "count" {
-			kept = append(kept, f)
-		}
-	}
-	if len(kept) != len(doc["fields"].([]any))-1 {
-		t.Fatal("test schema edit did not remove count")
-	}
-	doc["fields"] = kept
-	oldText, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldKind := &Kind{Name: "metric_datapoint_v1", Text: string(oldText)}
-	oldKind.Schema = mustParseForTest(t, string(oldText))
+	oldText := schemaWithout(t, MetricDatapointKind.Text, "count")
+	oldKind := &Kind{Name: "metric_datapoint_v1", Text: oldText}
+	oldKind.Schema = mustParseForTest(t, oldText)
 	oldCodec := NewCodec[MetricDatapoint](oldKind, reg)
 	if err := oldCodec.Register(ctx, "legacy.metrics"); err != nil {
 		t.Fatal(err)
@@ -312,4 +278,29 @@ func TestMetricDatapointCountDefault(t *testing.T) {
 	if got.Count != 1 || got.Value != 0.25 || got.Name != "vumi.w.t" {
 		t.Errorf("decoded %+v, want count 1", got)
 	}
+}
+
+// schemaWithout is a record schema's text without the named fields: an
+// older writer's schema.
+func schemaWithout(t *testing.T, text string, fields ...string) string {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, f := range doc["fields"].([]any) {
+		if !slices.Contains(fields, f.(map[string]any)["name"].(string)) {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) != len(doc["fields"].([]any))-len(fields) {
+		t.Fatalf("schema edit did not remove %v", fields)
+	}
+	doc["fields"] = kept
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

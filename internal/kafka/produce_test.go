@@ -32,13 +32,7 @@ func TestProduceSyncBounded(t *testing.T) {
 	}
 
 	// From now on the broker takes produce requests and never answers.
-	release := make(chan struct{})
-	defer close(release)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		<-release
-		return nil, errors.New("released"), true
-	})
+	defer neverAnswerProduce(c)()
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -79,13 +73,7 @@ func TestProduceSyncWithoutDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	release := make(chan struct{})
-	defer close(release)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		<-release
-		return nil, errors.New("released"), true
-	})
+	defer neverAnswerProduce(c)()
 	for _, tc := range []struct {
 		name    string
 		opts    []kgo.Opt
@@ -113,4 +101,16 @@ func TestProduceSyncWithoutDeadline(t *testing.T) {
 		t.Logf("%s: %v after %v", tc.name, err, time.Since(start).Round(time.Millisecond))
 		cl.Close()
 	}
+}
+
+// neverAnswerProduce makes c take produce requests and never answer them,
+// until the function returned is called.
+func neverAnswerProduce(c *kfake.Cluster) (release func()) {
+	ch := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		<-ch
+		return nil, errors.New("released"), true
+	})
+	return func() { close(ch) }
 }

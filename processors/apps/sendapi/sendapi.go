@@ -650,6 +650,11 @@ func decodeSendRequest(body []byte) (sendRequest, error) {
 	if req, ok := decodeSendRequestFast(body); ok {
 		return req, nil
 	}
+	return decodeSendRequestJSON(body)
+}
+
+// decodeSendRequestJSON is decodeSendRequest through encoding/json.
+func decodeSendRequestJSON(body []byte) (sendRequest, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
