@@ -21,10 +21,11 @@ func smscCommand() *command {
 		delay := fs.Duration("receipt-delay", 0, "delay before delivery receipts")
 		status := fs.String("receipt-status", "DELIVRD", "stat of delivery receipts (DELIVRD, UNDELIV, REJECTD, ...)")
 		tlvs := fs.Bool("receipt-tlvs", false, "add receipted_message_id and message_state to receipts")
+		keep := fs.Int("keep-messages", 10000, "how many accepted messages GET /messages lists (the most recent)")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		cfg := &smsc.Config{TwistedEndpoint: *listen, HTTPEndpoint: *httpEP, ReceiptDelay: *delay, ReceiptStatus: *status, ReceiptTLVs: *tlvs}
+		cfg := &smsc.Config{TwistedEndpoint: *listen, HTTPEndpoint: *httpEP, ReceiptDelay: *delay, ReceiptStatus: *status, ReceiptTLVs: *tlvs, KeepMessages: *keep}
 		if *creds != "" {
 			cfg.Credentials = map[string]string{}
 			for _, pair := range strings.Split(*creds, ",") {
@@ -39,7 +40,7 @@ func smscCommand() *command {
 			return usagef("%v", err)
 		}
 		return smsc.Serve(ctx, cfg, smsc.Options{Credentials: cfg.Credentials, ReceiptDelay: cfg.ReceiptDelay,
-			ReceiptStatus: cfg.ReceiptStatus, ReceiptTLVs: cfg.ReceiptTLVs, Logger: e.log})
+			ReceiptStatus: cfg.ReceiptStatus, ReceiptTLVs: cfg.ReceiptTLVs, KeepSubmitted: cfg.KeepMessages, Logger: e.log})
 	}
 	return c
 }

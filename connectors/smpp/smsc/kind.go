@@ -30,6 +30,10 @@ type Config struct {
 	ReceiptStatus string `yaml:"receipt_status"`
 	// ReceiptTLVs adds receipted_message_id and message_state; default false.
 	ReceiptTLVs bool `yaml:"receipt_tlvs"`
+	// KeepMessages is how many accepted messages the HTTP API's
+	// GET /messages lists (the most recent); default 10000. A simulator
+	// left running must not keep every message it was sent.
+	KeepMessages int `yaml:"keep_messages"`
 
 	listen, http string
 }
@@ -51,6 +55,12 @@ func (c *Config) Validate() error {
 		if c.http, err = endpoint.Server(c.HTTPEndpoint); err != nil {
 			return fmt.Errorf("key http_endpoint: %w", err)
 		}
+	}
+	if c.KeepMessages < 0 {
+		return errors.New("key keep_messages: must not be negative")
+	}
+	if c.KeepMessages == 0 {
+		c.KeepMessages = 10000
 	}
 	if c.ReceiptDelay < 0 {
 		return errors.New("key receipt_delay: must not be negative")
@@ -80,7 +90,7 @@ func Kind() *topology.Kind {
 			return topology.WorkerFunc(func(ctx context.Context) error {
 				return Serve(ctx, cfg, Options{
 					Credentials: cfg.Credentials, ReceiptDelay: cfg.ReceiptDelay, ReceiptStatus: cfg.ReceiptStatus,
-					ReceiptTLVs: cfg.ReceiptTLVs, Logger: deps.WorkerLogger(spec.Name),
+					ReceiptTLVs: cfg.ReceiptTLVs, KeepSubmitted: cfg.KeepMessages, Logger: deps.WorkerLogger(spec.Name),
 				})
 			}), nil
 		},

@@ -38,7 +38,11 @@ type Options struct {
 	// ReceiptsRoundRobin sends each receipt to the next receiving bind of
 	// the system_id instead of the bind that submitted the message.
 	ReceiptsRoundRobin bool
-	Logger             *slog.Logger
+	// KeepSubmitted bounds how many accepted submit_sm Submitted returns
+	// (the most recent); 0 keeps every one (tests that check each).
+	// Stats counts them all either way.
+	KeepSubmitted int
+	Logger        *slog.Logger
 }
 
 // Submitted is a submit_sm the SMSC accepted.
@@ -81,6 +85,7 @@ type SMSC struct {
 	conns     map[*conn]bool
 	rr        int
 	submitted []Submitted
+	accepted  int // submit_sm accepted and not withdrawn, kept or not
 	binds     int
 	withdrawn int
 	wg        sync.WaitGroup
@@ -155,17 +160,23 @@ func (s *SMSC) Drop() {
 	}
 }
 
-// Submitted returns the submit_sm accepted so far.
+// Submitted returns the submit_sm accepted so far (the last
+// Options.KeepSubmitted of them when that is set).
 func (s *SMSC) Submitted() []Submitted {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Submitted(nil), s.submitted...)
+	subs := s.submitted
+	if k := s.opts.KeepSubmitted; k > 0 && len(subs) > k {
+		subs = subs[len(subs)-k:]
+	}
+	return append([]Submitted(nil), subs...)
 }
 
 // Stats is a summary of the SMSC's state.
 type Stats struct {
-	Bound     int `json:"bound"`
-	Binds     int `json:"binds_total"`
+	Bound int `json:"bound"`
+	Binds int `json:"binds_total"`
+	// Submitted counts the submit_sm accepted (and not withdrawn).
 	Submitted int `json:"submitted"`
 	// MaxInFlight is the most submit_sm ever waiting for their response
 	// at once (the ESME's effective window).
@@ -187,7 +198,7 @@ func (s *SMSC) Stats() Stats {
 			n++
 		}
 	}
-	return Stats{Bound: n, Binds: s.binds, Submitted: len(s.submitted), MaxInFlight: s.maxInFlight.Load(), InFlight: s.inFlight.Load(), Withdrawn: s.withdrawn}
+	return Stats{Bound: n, Binds: s.binds, Submitted: s.accepted, MaxInFlight: s.maxInFlight.Load(), InFlight: s.inFlight.Load(), Withdrawn: s.withdrawn}
 }
 
 func (s *SMSC) accept() {
@@ -403,6 +414,13 @@ func (c *conn) submit(p *pdu.SM) {
 	sub.Text = textOf(p)
 	c.s.mu.Lock()
 	c.s.submitted = append(c.s.submitted, sub)
+	c.s.accepted++
+	if k := c.s.opts.KeepSubmitted; k > 0 && len(c.s.submitted) >= 2*k {
+		// Forget the oldest, in one copy per k submits.
+		n := copy(c.s.submitted, c.s.submitted[len(c.s.submitted)-k:])
+		clear(c.s.submitted[n:])
+		c.s.submitted = c.s.submitted[:n]
+	}
 	c.s.mu.Unlock()
 	c.respondThen(resp, func(written bool) {
 		if !written {
@@ -425,6 +443,7 @@ func (s *SMSC) withdraw(id string) {
 	for i := len(s.submitted) - 1; i >= 0; i-- {
 		if s.submitted[i].MessageID == id {
 			s.submitted = append(s.submitted[:i], s.submitted[i+1:]...)
+			s.accepted--
 			s.withdrawn++
 			return
 		}

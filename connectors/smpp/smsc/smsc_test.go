@@ -3,9 +3,11 @@ package smsc
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +158,47 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	if code := <-done; code != 200 {
 		t.Fatalf("mo: %d", code)
+	}
+}
+
+// With KeepSubmitted the simulator lists only the most recent messages and
+// its memory stays bounded; Stats still counts every one.
+func TestKeepSubmitted(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", Options{KeepSubmitted: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := dial(t, s)
+	e.call(&pdu.Bind{Header: pdu.Header{ID: pdu.BindTransceiver}, SystemID: "esme", Password: "pw"})
+	for i := range 10 {
+		r := e.call(&pdu.SM{Header: pdu.Header{ID: pdu.SubmitSM}, DestinationAddr: "1", ShortMessage: []byte(fmt.Sprint(i))})
+		if r.Head().Status != pdu.ESME_ROK {
+			t.Fatalf("submit %d: %s", i, r.Head().Status)
+		}
+	}
+	subs := s.Submitted()
+	if len(subs) != 3 || subs[0].Text != "7" || subs[2].Text != "9" {
+		t.Fatalf("kept %+v, want the last 3", subs)
+	}
+	if st := s.Stats(); st.Submitted != 10 {
+		t.Errorf("stats count %d submits, want 10", st.Submitted)
+	}
+	s.mu.Lock()
+	n := len(s.submitted)
+	s.mu.Unlock()
+	if n >= 6 {
+		t.Errorf("holds %d messages, bound 2 x 3", n)
+	}
+}
+
+func TestConfigKeepMessages(t *testing.T) {
+	c := &Config{HTTPEndpoint: "none"}
+	if err := c.Validate(); err != nil || c.KeepMessages != 10000 {
+		t.Errorf("default keep_messages %d (%v), want 10000", c.KeepMessages, err)
+	}
+	c = &Config{HTTPEndpoint: "none", KeepMessages: -1}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "keep_messages") {
+		t.Errorf("negative keep_messages: %v", err)
 	}
 }
