@@ -163,6 +163,13 @@ func (tr *Transport) lookup(ctx context.Context, smscID string) (string, bool, e
 }
 
 func latin1(b []byte) string {
+	ascii := true
+	for _, c := range b {
+		ascii = ascii && c < 0x80
+	}
+	if ascii { // the same bytes in UTF-8
+		return string(b)
+	}
 	r := make([]rune, len(b))
 	for i, c := range b {
 		r[i] = rune(c)

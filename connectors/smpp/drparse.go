@@ -1,5 +1,7 @@
 package smpp
 
+import "bytes"
+
 // matchDR matches a short message's text (Latin-1) against the delivery
 // report regex and returns its id and stat groups.
 func (c *Config) matchDR(text []byte) (id, stat string, ok bool) {
@@ -27,7 +29,7 @@ func (c *Config) matchDR(text []byte) (id, stat string, ok bool) {
 // whose name follows the spaces is taken (greedily), and if what follows
 // it fails, skipping it instead could not have matched either.
 func parseDefaultDR(b []byte) (id, stat string, ok bool) {
-	if !hasPrefixAt(b, 0, "id:") {
+	if !bytes.HasPrefix(b, []byte("id:")) {
 		return "", "", false
 	}
 	start, i := 3, 3
@@ -60,7 +62,7 @@ func parseDefaultDR(b []byte) (id, stat string, ok bool) {
 			return "", "", false
 		}
 	}
-	return latin1String(b[start:idEnd]), string(b[j:statEnd]), true
+	return latin1(b[start:idEnd]), string(b[j:statEnd]), true
 }
 
 // field matches one or more spaces and name at i, and returns where the
@@ -70,7 +72,7 @@ func field(b []byte, i int, name string) (int, bool) {
 	for j < len(b) && b[j] == ' ' {
 		j++
 	}
-	if j == i || !hasPrefixAt(b, j, name) {
+	if j == i || !bytes.HasPrefix(b[j:], []byte(name)) {
 		return i, false
 	}
 	return j + len(name), true
@@ -109,18 +111,4 @@ func digits(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-func hasPrefixAt(b []byte, i int, s string) bool {
-	return len(b)-i >= len(s) && string(b[i:i+len(s)]) == s
-}
-
-// latin1String is latin1 as a string, without the copy for ASCII text.
-func latin1String(b []byte) string {
-	for _, c := range b {
-		if c >= 0x80 {
-			return latin1(b)
-		}
-	}
-	return string(b)
 }
