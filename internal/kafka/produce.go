@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -73,17 +75,21 @@ func ProduceSync(ctx context.Context, cl *kgo.Client, recs ...*kgo.Record) error
 	return nil
 }
 
-// boundedClients caches boundedDelivery per client.
-var boundedClients sync.Map // *kgo.Client -> bool
+// boundedClients caches boundedDelivery per client, without keeping a
+// client alive: the entry goes when its client is collected.
+var boundedClients sync.Map // weak.Pointer[kgo.Client] -> bool
 
 // boundedDelivery reports whether cl fails a record it could not deliver
 // within produceTimeout.
 func boundedDelivery(cl *kgo.Client) bool {
-	if v, ok := boundedClients.Load(cl); ok {
+	key := weak.Make(cl)
+	if v, ok := boundedClients.Load(key); ok {
 		return v.(bool)
 	}
 	d, _ := cl.OptValue(kgo.RecordDeliveryTimeout).(time.Duration)
 	ok := d > 0 && d <= produceTimeout
-	boundedClients.Store(cl, ok)
+	if _, loaded := boundedClients.LoadOrStore(key, ok); !loaded {
+		runtime.AddCleanup(cl, func(k weak.Pointer[kgo.Client]) { boundedClients.Delete(k) }, key)
+	}
 	return ok
 }
